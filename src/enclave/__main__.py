@@ -1,0 +1,5 @@
+import sys
+
+from enclave.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""REST transport: parse, authenticate, call one service function, serialize."""

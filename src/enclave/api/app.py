@@ -1,0 +1,41 @@
+"""The ASGI application for REST: routers, error mapping, middleware, static files."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from enclave import __version__
+from enclave.api import errors, routes_accounts, routes_conversations, routes_messages
+from enclave.api import routes_system
+from enclave.api.middleware import RequestLimits
+from enclave.services.context import Context
+
+DESCRIPTION = """Enclave's REST API. Authenticate with `POST /api/v1/auth/login` and send the
+token as `Authorization: Bearer <token>`. Every error is `{"error": {"code", "message"}}`;
+the codes are listed in docs/errors.md."""
+
+
+def create_api(ctx: Context) -> FastAPI:
+    """Build the HTTP application around an already-opened service context."""
+    app = FastAPI(
+        title="Enclave",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    for module in (routes_system, routes_accounts, routes_conversations, routes_messages):
+        app.include_router(module.router)
+    static_dir = Path(str(resources.files("enclave.web") / "static"))
+    app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    app.add_middleware(RequestLimits, max_body_bytes=ctx.config.limits.max_body_bytes)
+    return app

@@ -1,0 +1,104 @@
+"""The one place where error kinds become HTTP statuses, and every error becomes JSON
+`{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from enclave.api.schemas import ErrorBody
+from enclave.domain.errors import EnclaveError
+from enclave.storage.base import StorageUnavailable
+
+log = logging.getLogger("enclave.api")
+
+STATUS_BY_KIND: dict[str, int] = {
+    "invalid": 422,
+    "not_found": 404,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "conflict": 409,
+    "unavailable": 503,
+}
+
+# Shown in every operation of the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": desc}
+    for status, desc in [
+        (400, "Malformed request (for example invalid JSON)."),
+        (401, "Missing or invalid credentials."),
+        (403, "Not allowed."),
+        (404, "Not found, or not visible to the caller."),
+        (409, "Conflicts with the current state."),
+        (413, "Request body too large."),
+        (422, "A value breaks a rule."),
+        (503, "A dependency is unavailable."),
+    ]
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: list[dict[str, str]] | None = None,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> ORJSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    if request_id is not None:
+        body["request_id"] = request_id
+    return ORJSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _request_id(request: Request) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into the JSON error shape."""
+
+    @app.exception_handler(EnclaveError)
+    async def _enclave_error(request: Request, exc: EnclaveError) -> ORJSONResponse:
+        return error_response(STATUS_BY_KIND.get(exc.kind, 400), exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "invalid_json", "the request body is not valid JSON")
+        details = [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+                "problem": str(e.get("msg", "invalid")),
+            }
+            for e in errors[:20]
+        ]
+        return error_response(422, "validation_error", "invalid request", details=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage(request: Request, exc: StorageUnavailable) -> ORJSONResponse:
+        log.error("storage unavailable: %s", exc)
+        return error_response(503, "unavailable", "the database is unavailable")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+        rid = _request_id(request)
+        log.exception("unhandled error (request %s)", rid)
+        return error_response(500, "internal_error", "internal error", request_id=rid)

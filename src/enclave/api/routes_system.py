@@ -1,0 +1,42 @@
+"""Health probes and the self-hosted API documentation."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, ORJSONResponse
+
+from enclave.api import schemas as s
+from enclave.api.deps import Ctx
+from enclave.api.errors import error_response
+from enclave.storage.base import StorageUnavailable
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz", response_model=s.Health)
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=s.Health,
+    responses={503: {"model": s.ErrorBody, "description": "The database is unreachable."}},
+)
+async def readyz(ctx: Ctx) -> ORJSONResponse:
+    """The database answers."""
+    try:
+        await ctx.db.ping()
+    except StorageUnavailable:
+        return error_response(503, "unavailable", "the database is unreachable")
+    return ORJSONResponse({"status": "ok"})
+
+
+@router.get("/api/docs", include_in_schema=False)
+async def api_docs() -> HTMLResponse:
+    """Swagger UI, served from vendored files (no internet needed)."""
+    page = (resources.files("enclave.web") / "api-docs.html").read_text("utf-8")
+    return HTMLResponse(page)

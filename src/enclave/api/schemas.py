@@ -1,0 +1,219 @@
+"""Wire models for the REST API (request validation and the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Hard ceilings in the schema; the configured limits (docs/config.md) are checked by services.
+MAX_TEXT = 100_000
+MAX_ID = 64
+MAX_SEQ = 2**53
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class ErrorDetail(_Out):
+    field: str
+    problem: str
+
+
+class ErrorInfo(_Out):
+    code: str = Field(description="Stable machine-readable code; see docs/errors.md.")
+    message: str
+    details: list[ErrorDetail] | None = None
+    request_id: str | None = None
+
+
+class ErrorBody(_Out):
+    error: ErrorInfo
+
+
+# -- accounts -----------------------------------------------------------------------------------
+
+
+class LoginIn(_In):
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=1024)
+
+
+class UserOut(_Out):
+    id: str
+    username: str
+    display_name: str
+    role: Literal["owner", "admin", "member"]
+    is_active: bool
+    must_change_password: bool
+    created_at: int = Field(description="Unix time in milliseconds.")
+
+
+class LoginOut(_Out):
+    token: str = Field(description="Opaque bearer token; send as `Authorization: Bearer <token>`.")
+    user: UserOut
+
+
+class PasswordChangeIn(_In):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+class UserCreateIn(_In):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    display_name: str = Field("", max_length=200)
+    role: Literal["owner", "admin", "member"] = "member"
+
+
+class UserList(_Out):
+    users: list[UserOut]
+
+
+# -- conversations ------------------------------------------------------------------------------
+
+
+class ConversationCreateIn(_In):
+    kind: Literal["dm", "group", "channel"]
+    members: list[str] = Field(default_factory=list, max_length=1000)
+    name: str | None = Field(None, max_length=200)
+    topic: str = Field("", max_length=1000)
+    visibility: Literal["public", "private"] | None = None
+
+
+class ConversationUpdateIn(_In):
+    name: str | None = Field(None, max_length=200)
+    topic: str | None = Field(None, max_length=1000)
+
+
+class ReactionOut(_Out):
+    emoji: str
+    count: int
+    user_ids: list[str]
+
+
+class MessageOut(_Out):
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    client_msg_id: str
+    text: str | None = Field(description="null once the message is recalled.")
+    thread_root_id: str | None
+    created_at: int
+    edited_at: int | None
+    recalled: bool
+    recalled_at: int | None
+    reply_count: int
+    last_reply_at: int | None
+    mentions: list[str]
+    reactions: list[ReactionOut]
+
+
+class ConversationOut(_Out):
+    id: str
+    kind: Literal["dm", "group", "channel"]
+    name: str | None
+    topic: str
+    visibility: Literal["public", "private"]
+    archived: bool
+    created_by: str
+    created_at: int
+    last_seq: int = Field(description="Sequence number of the conversation's newest event.")
+    my_role: Literal["owner", "moderator", "member"] | None
+    last_read_seq: int
+    unread_count: int
+    mention_count: int
+    last_message: MessageOut | None
+    dm_peer_id: str | None
+
+
+class ConversationList(_Out):
+    conversations: list[ConversationOut]
+
+
+class ChannelOut(_Out):
+    id: str
+    name: str | None
+    topic: str
+    created_at: int
+    joined: bool
+
+
+class ChannelList(_Out):
+    channels: list[ChannelOut]
+
+
+class MemberOut(_Out):
+    user_id: str
+    role: Literal["owner", "moderator", "member"]
+    joined_at: int
+    last_read_seq: int = Field(description="The member's read marker: 'seen' up to this seq.")
+
+
+class MemberList(_Out):
+    members: list[MemberOut]
+
+
+class MembersAddIn(_In):
+    user_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class MemberRoleIn(_In):
+    role: Literal["owner", "moderator", "member"]
+
+
+class ReadIn(_In):
+    seq: int = Field(ge=0, le=MAX_SEQ)
+
+
+class ReadOut(_Out):
+    last_read_seq: int
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+
+class MessageCreateIn(_In):
+    client_msg_id: str = Field(max_length=MAX_ID, description="Client-chosen idempotency key.")
+    text: str = Field(max_length=MAX_TEXT)
+    thread_root_id: str | None = Field(None, max_length=MAX_ID)
+
+
+class MessageEditIn(_In):
+    text: str = Field(max_length=MAX_TEXT)
+
+
+class MessageList(_Out):
+    messages: list[MessageOut]
+
+
+class VersionOut(_Out):
+    version: int
+    text: str
+    created_at: int
+
+
+class VersionList(_Out):
+    versions: list[VersionOut]
+
+
+class ThreadOut(_Out):
+    root: MessageOut
+    replies: list[MessageOut]
+
+
+class ReactionList(_Out):
+    reactions: list[ReactionOut]
+
+
+class Health(_Out):
+    status: Literal["ok"]

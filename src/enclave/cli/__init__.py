@@ -1,0 +1,1 @@
+"""The `enclave` command line: a client of the same services as the API."""

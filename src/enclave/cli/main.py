@@ -1,0 +1,218 @@
+"""`enclave` entry point: init, serve, migrate, users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from enclave import __version__, logs
+from enclave.app import create_app, open_context, open_database
+from enclave.config import Config, ConfigError, load_config
+from enclave.domain.errors import EnclaveError
+from enclave.domain.models import OrgRole
+from enclave.services import accounts
+from enclave.services.accounts import Bootstrap
+from enclave.storage.base import StorageUnavailable
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--data-dir", type=Path, help="data directory (server.data_dir)")
+    parser.add_argument("--database-url", help="postgresql://... (database.url)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="enclave", description="Self-hosted team chat.")
+    parser.add_argument("--version", action="version", version=f"enclave {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (server.host)")
+    serve.add_argument("--port", type=int, help="port, 0 for any free one (server.port)")
+
+    init = sub.add_parser("init", help="create the database and the first owner account")
+    _common(init)
+    migrate = sub.add_parser("migrate", help="apply pending schema migrations")
+    _common(migrate)
+
+    users = sub.add_parser("users", help="manage accounts")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    create = users_sub.add_parser("create", help="create an account")
+    create.add_argument("username")
+    create.add_argument("--role", choices=[r.value for r in OrgRole], default="member")
+    create.add_argument("--display-name", default="")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _common(create)
+    listing = users_sub.add_parser("list", help="list accounts")
+    listing.add_argument("--all", action="store_true", help="include deactivated accounts")
+    _common(listing)
+    for name, text in [("deactivate", "deactivate an account"), ("activate", "reactivate one")]:
+        cmd = users_sub.add_parser(name, help=text)
+        cmd.add_argument("username")
+        _common(cmd)
+    reset = users_sub.add_parser("reset-password", help="set a new password for an account")
+    reset.add_argument("username")
+    reset.add_argument("--password-stdin", action="store_true")
+    _common(reset)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {
+        "server.data_dir": getattr(args, "data_dir", None),
+        "database.url": getattr(args, "database_url", None),
+        "server.host": getattr(args, "host", None),
+        "server.port": getattr(args, "port", None),
+    }
+    return load_config(args.config, overrides=overrides)
+
+
+def _print_bootstrap(boot: Bootstrap, url: str | None) -> None:
+    lines = [
+        "",
+        "=" * 72,
+        f"  Enclave is set up. Organization: {boot.org.name}",
+        f"  Owner account:      {boot.owner.username}",
+        f"  One-time password:  {boot.one_time_password}",
+        "  It is shown only this once. The first login must set a new password",
+        "  (POST /api/v1/users/me/password). Lost it? `enclave users reset-password`.",
+    ]
+    if url:
+        lines.append(f"  API docs:           {url}/api/docs")
+    lines += ["=" * 72, ""]
+    print("\n".join(lines), flush=True)
+
+
+async def _serve(config: Config) -> None:
+    async with open_context(config) as ctx:
+        boot = await accounts.bootstrap(ctx)
+        family = socket.AF_INET6 if ":" in config.server.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.server.host, config.server.port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        host, port = sock.getsockname()[:2]
+        shown_host = f"[{host}]" if ":" in host else host
+        url = f"http://{shown_host}:{port}"
+        if boot is not None:
+            _print_bootstrap(boot, url)
+        print(f"Enclave {__version__} listening on {url}", flush=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(ctx),
+                log_config=None,
+                access_log=config.server.access_log,
+                lifespan="off",
+                ws="none",
+                server_header=False,
+                proxy_headers=False,
+            )
+        )
+        await server.serve(sockets=[sock])
+
+
+async def _init(config: Config) -> int:
+    async with open_context(config) as ctx:
+        boot = await accounts.bootstrap(ctx)
+    if boot is None:
+        print("Enclave is already initialized; nothing changed.")
+    else:
+        _print_bootstrap(boot, None)
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise SystemExit("enclave: the passwords differ")
+    return first
+
+
+async def _users(args: argparse.Namespace, config: Config) -> int:
+    async with open_context(config) as ctx:
+        match args.users_command:
+            case "create":
+                password = _read_password(args.password_stdin)
+                user = await accounts.create_user(
+                    ctx,
+                    None,
+                    username=args.username,
+                    password=password,
+                    display_name=args.display_name,
+                    role=OrgRole(args.role),
+                )
+                print(f"created {user.username} ({user.role.value}) id={user.id}")
+            case "list":
+                after = ""
+                while True:
+                    page = await accounts.list_users(
+                        ctx, None, include_inactive=args.all, after=after, limit=500
+                    )
+                    for u in page:
+                        state = "active" if u.is_active else "deactivated"
+                        print(f"{u.id}  {u.username:<32} {u.role.value:<7} {state}")
+                    if len(page) < 500:
+                        break
+                    after = page[-1].username
+            case "deactivate" | "activate":
+                active = args.users_command == "activate"
+                user = await accounts.set_active(ctx, None, args.username, active=active)
+                print(f"{user.username} is now {'active' if active else 'deactivated'}")
+            case "reset-password":
+                password = _read_password(args.password_stdin)
+                user = await accounts.reset_password(ctx, args.username, password)
+                print(f"password of {user.username} set; all its sessions were signed out")
+    return 0
+
+
+def _migrate(config: Config) -> int:
+    db = open_database(config)  # opening applies pending migrations
+    asyncio.run(db.close())
+    print("schema is up to date")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"enclave: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(config.server.log_level)
+    try:
+        match args.command:
+            case "serve":
+                asyncio.run(_serve(config))
+                return 0
+            case "init":
+                return asyncio.run(_init(config))
+            case "migrate":
+                return _migrate(config)
+            case "users":
+                return asyncio.run(_users(args, config))
+    except EnclaveError as exc:
+        print(f"enclave: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except StorageUnavailable as exc:
+        print(f"enclave: database unavailable: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

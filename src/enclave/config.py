@@ -1,0 +1,165 @@
+"""One validated configuration object, read once at start-up.
+
+Sources, lowest precedence first: built-in defaults, a TOML file (`--config` or
+`ENCLAVE_CONFIG`), environment variables `ENCLAVE_<SECTION>_<OPTION>` (for example
+`ENCLAVE_SERVER_PORT=9000`), then command-line flags. Every option is documented in
+docs/config.md, and a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free port.")
+    data_dir: Path = Field(Path("data"), description="Directory for the SQLite file and state.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest log level written."
+    )
+    access_log: bool = Field(False, description="Log one line per HTTP request.")
+
+
+class DatabaseConfig(_Section):
+    url: str = Field(
+        "",
+        description="Empty for SQLite in data_dir, or postgresql://user@host:port/dbname.",
+    )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="full: every acknowledged write survives power loss; normal: it survives "
+        "a process crash only.",
+    )
+    pool_size: int = Field(8, ge=1, le=256, description="PostgreSQL connections per node.")
+    sqlite_readers: int = Field(2, ge=1, le=64, description="SQLite reader threads.")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://", "sqlite:///")):
+            raise ValueError("must be empty, sqlite:///PATH or postgresql://...")
+        return value
+
+
+class AuthConfig(_Section):
+    session_idle_minutes: int = Field(
+        60 * 24 * 14, ge=5, description="A session unused this long expires."
+    )
+    session_absolute_days: int = Field(
+        30, ge=1, le=365, description="A session expires this long after login, used or not."
+    )
+    min_password_length: int = Field(
+        12, ge=8, le=128, description="Shortest password accepted."
+    )
+    argon2_time_cost: int = Field(3, ge=2, le=20, description="Argon2id iterations.")
+    argon2_memory_kib: int = Field(
+        65536, ge=19456, le=4 * 1024 * 1024, description="Argon2id memory per hash, KiB."
+    )
+    argon2_parallelism: int = Field(1, ge=1, le=16, description="Argon2id lanes.")
+
+
+class LimitsConfig(_Section):
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body accepted."
+    )
+    message_max_chars: int = Field(
+        16000, ge=1, le=100000, description="Longest message text, in characters."
+    )
+    page_max: int = Field(200, ge=1, le=1000, description="Largest `limit` for any list.")
+    group_max_members: int = Field(
+        1000, ge=2, le=100000, description="Most members of a group chat or channel at creation."
+    )
+
+
+class OrgConfig(_Section):
+    name: str = Field(
+        "My Organization", min_length=1, max_length=100, description="Name of the first org."
+    )
+    owner_username: str = Field(
+        "admin", min_length=3, max_length=32, description="Username of the first owner."
+    )
+
+
+class Config(_Section):
+    server: ServerConfig = ServerConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
+    org: OrgConfig = OrgConfig()
+
+    def sqlite_path(self) -> Path:
+        url = self.database.url
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///"))
+        return self.server.data_dir / "enclave.db"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database.url.startswith(("postgresql://", "postgres://"))
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names each option."""
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "server": ServerConfig,
+    "database": DatabaseConfig,
+    "auth": AuthConfig,
+    "limits": LimitsConfig,
+    "org": OrgConfig,
+}
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration; raise ConfigError naming every bad option."""
+    env = os.environ if env is None else env
+    raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    path = path or (Path(env["ENCLAVE_CONFIG"]) if env.get("ENCLAVE_CONFIG") else None)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        for section, values in data.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"{section}: unknown section in {path}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{section}: must be a table")
+            raw[section].update(values)
+    for key, value in env.items():
+        if not key.startswith("ENCLAVE_") or key == "ENCLAVE_CONFIG":
+            continue
+        section, _, option = key.removeprefix("ENCLAVE_").lower().partition("_")
+        if section in SECTIONS and option in SECTIONS[section].model_fields:
+            raw[section][option] = value
+        elif section in SECTIONS:
+            raise ConfigError(f"{section}.{option}: unknown option (from {key})")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, option = dotted.partition(".")
+        raw[section][option] = value
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from exc

@@ -1,0 +1,1 @@
+"""Cryptography adapters. Only well-reviewed libraries are used here (argon2-cffi, hashlib)."""

@@ -1,0 +1,1 @@
+"""Pure models, errors and rules: no I/O."""

@@ -1,0 +1,91 @@
+"""Errors with stable machine-readable codes.
+
+Services raise these; the transport maps each *kind* to an HTTP status in exactly one place
+(`enclave.api.errors`). Codes are listed in docs/errors.md and checked by a test.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class EnclaveError(Exception):
+    """Base of every error that reaches a client."""
+
+    kind: ClassVar[str] = "invalid"
+    code: str = "error"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InvalidInput(EnclaveError):
+    """The request is well-formed but a value breaks a rule (422)."""
+
+    kind = "invalid"
+
+
+class NotFound(EnclaveError):
+    """The resource does not exist, or the caller may not see it (404): the two look alike."""
+
+    kind = "not_found"
+
+    def __init__(self, what: str = "resource") -> None:
+        super().__init__("not_found", f"{what} not found")
+
+
+class Unauthenticated(EnclaveError):
+    """No valid credentials (401)."""
+
+    kind = "unauthenticated"
+
+
+class Forbidden(EnclaveError):
+    """The caller can see the resource but may not do this to it (403)."""
+
+    kind = "forbidden"
+
+
+class Conflict(EnclaveError):
+    """The request conflicts with the current state (409)."""
+
+    kind = "conflict"
+
+
+class Unavailable(EnclaveError):
+    """A dependency is down (503)."""
+
+    kind = "unavailable"
+
+
+# Every code a client can receive, with its meaning. docs/errors.md is checked against this.
+ERROR_CODES: dict[str, str] = {
+    "invalid_json": "The request body is not valid JSON.",
+    "validation_error": "A field is missing, has the wrong type, or is out of range; "
+    "`details` names each field.",
+    "payload_too_large": "The request body exceeds the configured limit.",
+    "invalid_text": "Text is empty, too long, or contains forbidden characters.",
+    "invalid_username": "A username must be 3–32 characters of a–z, 0–9, '.', '_' or '-'.",
+    "weak_password": "The password does not meet the password policy.",
+    "invalid_members": "The member list does not fit the conversation kind.",
+    "invalid_emoji": "A reaction must be 1–64 visible characters without spaces.",
+    "invalid_thread_root": "The thread root is not a top-level message of this conversation.",
+    "not_found": "The resource does not exist or is not visible to the caller.",
+    "unauthenticated": "The request has no valid bearer token.",
+    "invalid_credentials": "Wrong username or password.",
+    "forbidden": "The caller may see the resource but may not perform this action.",
+    "password_change_required": "The account must set a new password before doing anything else.",
+    "username_taken": "Another account already uses this username.",
+    "name_taken": "Another channel in the organization already uses this name.",
+    "idempotency_conflict": "This client_msg_id was already used for a different conversation.",
+    "conversation_archived": "The conversation is archived and read-only.",
+    "message_recalled": "The message was recalled and cannot be changed.",
+    "not_a_member": "Only members may do this in the conversation.",
+    "last_owner": "The last owner cannot leave, be removed or be demoted.",
+    "not_initialized": "No organization exists yet; run `enclave init` or `enclave serve`.",
+    "method_not_allowed": "The HTTP method is not supported on this path.",
+    "unavailable": "A dependency (such as the database) is unavailable.",
+    "internal_error": "An unexpected error; the server log has the request id.",
+}

@@ -1,0 +1,27 @@
+"""Typed identifiers and their generation."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import NewType
+
+UserId = NewType("UserId", str)
+OrgId = NewType("OrgId", str)
+ConversationId = NewType("ConversationId", str)
+MessageId = NewType("MessageId", str)
+
+ID_LENGTH = 26
+
+
+def new_id() -> str:
+    """A random 128-bit identifier as 26 lowercase base32 characters (no ordering, no leak)."""
+    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+
+
+_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")
+
+
+def is_valid_id(value: str) -> bool:
+    """True if `value` has the shape of an id we issue (checked before any lookup)."""
+    return len(value) == ID_LENGTH and all(ch in _ID_ALPHABET for ch in value)

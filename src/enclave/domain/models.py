@@ -1,0 +1,137 @@
+"""Domain records shared by services, storage and transport. Times are Unix milliseconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from enclave.domain.ids import ConversationId, MessageId, OrgId, UserId
+
+
+class OrgRole(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class ConversationKind(StrEnum):
+    DM = "dm"
+    GROUP = "group"
+    CHANNEL = "channel"
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class MemberRole(StrEnum):
+    OWNER = "owner"
+    MODERATOR = "moderator"
+    MEMBER = "member"
+
+
+@dataclass(frozen=True, slots=True)
+class Org:
+    id: OrgId
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UserId
+    org_id: OrgId
+    username: str
+    display_name: str
+    role: OrgRole
+    is_active: bool
+    must_change_password: bool
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token_hash: bytes
+    user_id: UserId
+    created_at: int
+    last_used_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: ConversationId
+    org_id: OrgId
+    kind: ConversationKind
+    name: str | None
+    topic: str
+    visibility: Visibility
+    archived: bool
+    created_by: UserId
+    created_at: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    conversation_id: ConversationId
+    user_id: UserId
+    role: MemberRole
+    joined_at: int
+    last_read_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionSummary:
+    emoji: str
+    count: int
+    user_ids: tuple[UserId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: MessageId
+    conversation_id: ConversationId
+    seq: int
+    sender_id: UserId
+    client_msg_id: str
+    text: str | None
+    """None once recalled."""
+    thread_root_id: MessageId | None
+    created_at: int
+    edited_at: int | None
+    recalled_at: int | None
+    reply_count: int
+    last_reply_at: int | None
+    mentions: tuple[UserId, ...] = ()
+    reactions: tuple[ReactionSummary, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class MessageVersion:
+    message_id: MessageId
+    version: int
+    text: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    """A conversation as its member sees it in the list."""
+
+    conversation: Conversation
+    my_role: MemberRole | None
+    last_read_seq: int
+    unread_count: int
+    mention_count: int
+    last_message: Message | None
+    dm_peer_id: UserId | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    message_id: MessageId
+    user_id: UserId
+    emoji: str
+    created_at: int

@@ -1,0 +1,90 @@
+"""The JSON shape of each record, used by REST responses and stored events alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enclave.domain.models import (
+    Conversation,
+    ConversationSummary,
+    Member,
+    Message,
+    MessageVersion,
+    ReactionSummary,
+    User,
+)
+
+
+def user(u: User) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "username": u.username,
+        "display_name": u.display_name,
+        "role": u.role.value,
+        "is_active": u.is_active,
+        "must_change_password": u.must_change_password,
+        "created_at": u.created_at,
+    }
+
+
+def conversation(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "kind": c.kind.value,
+        "name": c.name,
+        "topic": c.topic,
+        "visibility": c.visibility.value,
+        "archived": c.archived,
+        "created_by": c.created_by,
+        "created_at": c.created_at,
+        "last_seq": c.last_seq,
+    }
+
+
+def summary(s: ConversationSummary) -> dict[str, Any]:
+    return {
+        **conversation(s.conversation),
+        "my_role": s.my_role.value if s.my_role else None,
+        "last_read_seq": s.last_read_seq,
+        "unread_count": s.unread_count,
+        "mention_count": s.mention_count,
+        "last_message": message(s.last_message) if s.last_message else None,
+        "dm_peer_id": s.dm_peer_id,
+    }
+
+
+def member(m: Member) -> dict[str, Any]:
+    return {
+        "user_id": m.user_id,
+        "role": m.role.value,
+        "joined_at": m.joined_at,
+        "last_read_seq": m.last_read_seq,
+    }
+
+
+def reaction(r: ReactionSummary) -> dict[str, Any]:
+    return {"emoji": r.emoji, "count": r.count, "user_ids": list(r.user_ids)}
+
+
+def message(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "seq": m.seq,
+        "sender_id": m.sender_id,
+        "client_msg_id": m.client_msg_id,
+        "text": m.text,
+        "thread_root_id": m.thread_root_id,
+        "created_at": m.created_at,
+        "edited_at": m.edited_at,
+        "recalled": m.recalled_at is not None,
+        "recalled_at": m.recalled_at,
+        "reply_count": m.reply_count,
+        "last_reply_at": m.last_reply_at,
+        "mentions": list(m.mentions),
+        "reactions": [reaction(r) for r in m.reactions],
+    }
+
+
+def version(v: MessageVersion) -> dict[str, Any]:
+    return {"version": v.version, "text": v.text, "created_at": v.created_at}

@@ -1,0 +1,96 @@
+"""What every service function needs, and the unit-of-work helper that publishes after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from enclave.config import Config
+from enclave.crypto.passwords import Passwords
+from enclave.domain.events import Event, EventType
+from enclave.domain.ids import ConversationId, UserId
+from enclave.storage import conversations as conv_store
+from enclave.storage import messages as msg_store
+from enclave.storage.base import Database, Tx
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class Bus(Protocol):
+    async def publish(self, events: Sequence[Event]) -> None: ...
+
+
+@dataclass
+class Context:
+    """The service layer's dependencies, built once by the composition root."""
+
+    db: Database
+    bus: Bus
+    passwords: Passwords
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+
+    async def cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-heavy work (password hashing) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+class Changes:
+    """A write transaction plus the events it records; the events go out only after commit."""
+
+    __slots__ = ("events", "now", "tx")
+
+    def __init__(self, tx: Tx, now: int) -> None:
+        self.tx = tx
+        self.now = now
+        self.events: list[Event] = []
+
+    def next_seq(self, conv_id: ConversationId) -> int:
+        return conv_store.next_seq(self.tx, conv_id)
+
+    def record(
+        self,
+        conv_id: ConversationId,
+        type_: EventType,
+        actor: UserId,
+        data: dict[str, Any],
+        *,
+        seq: int | None = None,
+    ) -> Event:
+        """Store an event in the conversation's log, taking the next seq unless one is given."""
+        event = Event(
+            conversation_id=conv_id,
+            seq=seq if seq is not None else self.next_seq(conv_id),
+            type=type_,
+            actor_id=actor,
+            created_at=self.now,
+            data=data,
+        )
+        msg_store.insert_event(self.tx, event)
+        self.events.append(event)
+        return event
+
+
+async def write(ctx: Context, fn: Callable[[Changes], T]) -> T:
+    """Run `fn` in one write transaction; publish what it recorded once it has committed."""
+    now = ctx.clock.now_ms()
+
+    def work(tx: Tx) -> tuple[T, list[Event]]:
+        changes = Changes(tx, now)
+        return fn(changes), changes.events
+
+    result, events = await ctx.db.write(work)
+    await ctx.bus.publish(events)
+    return result

@@ -1,0 +1,94 @@
+"""Input rules shared by the services. Each failure carries a stable code."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from enclave.domain.errors import InvalidInput
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
+_CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+_MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._-]{2,31})", re.IGNORECASE)
+MAX_MENTIONS = 50
+
+
+def _has_forbidden_chars(text: str, *, allow_newlines: bool) -> bool:
+    for ch in text:
+        if ch in "\n\t" and allow_newlines:
+            continue
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cs") or ch in "\u2028\u2029":
+            return True
+    return False
+
+
+def message_text(text: str, max_chars: int) -> str:
+    """Message text: 1..max characters, not blank, no control characters but newline and tab."""
+    if not text.strip():
+        raise InvalidInput("invalid_text", "text must not be empty")
+    if len(text) > max_chars:
+        raise InvalidInput("invalid_text", f"text is longer than {max_chars} characters")
+    if _has_forbidden_chars(text, allow_newlines=True):
+        raise InvalidInput("invalid_text", "text contains control characters")
+    return text
+
+
+def line(value: str, *, field: str, max_chars: int, allow_empty: bool = False) -> str:
+    """A one-line label (name, topic, display name): trimmed, no control characters."""
+    value = value.strip()
+    if not value and not allow_empty:
+        raise InvalidInput("invalid_text", f"{field} must not be empty")
+    if len(value) > max_chars:
+        raise InvalidInput("invalid_text", f"{field} is longer than {max_chars} characters")
+    if _has_forbidden_chars(value, allow_newlines=False):
+        raise InvalidInput("invalid_text", f"{field} contains control characters")
+    return value
+
+
+def username(value: str) -> str:
+    value = value.strip().lower()
+    if not _USERNAME.match(value):
+        raise InvalidInput(
+            "invalid_username",
+            "username must be 3-32 characters of a-z, 0-9, '.', '_' or '-', starting with a "
+            "letter or digit",
+        )
+    return value
+
+
+def client_msg_id(value: str) -> str:
+    if not _CLIENT_MSG_ID.match(value):
+        raise InvalidInput(
+            "validation_error", "client_msg_id must be 1-64 characters of A-Z a-z 0-9 . _ : -"
+        )
+    return value
+
+
+def emoji(value: str) -> str:
+    if not (1 <= len(value) <= 64) or any(ch.isspace() for ch in value):
+        raise InvalidInput("invalid_emoji", "a reaction is 1-64 characters without spaces")
+    if _has_forbidden_chars(value, allow_newlines=False):
+        raise InvalidInput("invalid_emoji", "a reaction contains control characters")
+    return value
+
+
+def password(value: str, *, min_length: int, username_: str) -> str:
+    if len(value) < min_length:
+        raise InvalidInput("weak_password", f"password must have at least {min_length} characters")
+    if len(value) > 1024:
+        raise InvalidInput("weak_password", "password must have at most 1024 characters")
+    if value.strip().lower() == username_.lower():
+        raise InvalidInput("weak_password", "password must differ from the username")
+    if "\x00" in value:
+        raise InvalidInput("weak_password", "password contains a NUL character")
+    return value
+
+
+def mentioned_usernames(text: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for match in _MENTION.finditer(text):
+        seen.setdefault(match.group(1).lower().rstrip("."), None)
+        if len(seen) >= MAX_MENTIONS:
+            break
+    return list(seen)

@@ -1,0 +1,173 @@
+"""Organizations, users and sessions."""
+
+from __future__ import annotations
+
+from enclave.domain.ids import OrgId, UserId
+from enclave.domain.models import Org, OrgRole, Session, User
+from enclave.storage.base import Row, Tx
+
+
+
+def _user(row: Row) -> User:
+    return User(
+        id=UserId(row["id"]),
+        org_id=OrgId(row["org_id"]),
+        username=row["username"],
+        display_name=row["display_name"],
+        role=OrgRole(row["role"]),
+        is_active=bool(row["is_active"]),
+        must_change_password=bool(row["must_change_password"]),
+        created_at=row["created_at"],
+    )
+
+
+def insert_org(tx: Tx, org: Org) -> None:
+    tx.execute(
+        "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
+        (org.id, org.name, org.created_at),
+    )
+
+
+def first_org(tx: Tx) -> Org | None:
+    row = tx.fetchone("SELECT id, name, created_at FROM orgs ORDER BY created_at, id LIMIT 1")
+    if row is None:
+        return None
+    return Org(id=OrgId(row["id"]), name=row["name"], created_at=row["created_at"])
+
+
+def insert_user(tx: Tx, user: User, password_hash: str) -> None:
+    """Insert a user; raises UniqueViolation if the username is taken."""
+    tx.execute(
+        "INSERT INTO users (id, org_id, username, display_name, password_hash, role, is_active,"
+        " must_change_password, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            user.id,
+            user.org_id,
+            user.username,
+            user.display_name,
+            password_hash,
+            user.role.value,
+            int(user.is_active),
+            int(user.must_change_password),
+            user.created_at,
+        ),
+    )
+
+
+def user_by_id(tx: Tx, user_id: str) -> User | None:
+    row = tx.fetchone("SELECT id, org_id, username, display_name, role, is_active, must_change_password, created_at"
+            " FROM users WHERE id = ?", (user_id,))
+    return _user(row) if row else None
+
+
+def user_with_hash(tx: Tx, username: str) -> tuple[User, str] | None:
+    row = tx.fetchone(
+        "SELECT id, org_id, username, display_name, role, is_active, must_change_password, created_at"
+            ", password_hash FROM users WHERE username = ?", (username,)
+    )
+    return (_user(row), row["password_hash"]) if row else None
+
+
+def password_hash(tx: Tx, user_id: UserId) -> str | None:
+    row = tx.fetchone("SELECT password_hash FROM users WHERE id = ?", (user_id,))
+    return row["password_hash"] if row else None
+
+
+def users_in_org(
+    tx: Tx, org_id: OrgId, *, include_inactive: bool, after: str, limit: int
+) -> list[User]:
+    """Users ordered by username, paged by the last username seen."""
+    return [
+        _user(r)
+        for r in tx.fetchall(
+            "SELECT id, org_id, username, display_name, role, is_active, must_change_password, created_at"
+            " FROM users WHERE org_id = ? AND username > ?"
+            " AND (is_active = 1 OR ? = 1) ORDER BY username LIMIT ?",
+            (org_id, after, int(include_inactive), limit),
+        )
+    ]
+
+
+def active_users_by_username(tx: Tx, org_id: OrgId, usernames: list[str]) -> list[User]:
+    found = []
+    for name in usernames:
+        row = tx.fetchone(
+            "SELECT id, org_id, username, display_name, role, is_active, must_change_password, created_at"
+            " FROM users WHERE username = ? AND org_id = ?"
+            " AND is_active = 1",
+            (name, org_id),
+        )
+        if row:
+            found.append(_user(row))
+    return found
+
+
+def count_owners(tx: Tx, org_id: OrgId) -> int:
+    row = tx.fetchone(
+        "SELECT COUNT(*) AS n FROM users WHERE org_id = ? AND role = 'owner' AND is_active = 1",
+        (org_id,),
+    )
+    return int(row["n"]) if row else 0
+
+
+def set_active(tx: Tx, user_id: UserId, active: bool) -> None:
+    tx.execute("UPDATE users SET is_active = ? WHERE id = ?", (int(active), user_id))
+
+
+def set_password(tx: Tx, user_id: UserId, new_hash: str, *, must_change: bool) -> None:
+    tx.execute(
+        "UPDATE users SET password_hash = ?, must_change_password = ? WHERE id = ?",
+        (new_hash, int(must_change), user_id),
+    )
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def insert_session(tx: Tx, session: Session, user_agent: str) -> None:
+    tx.execute(
+        "INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at,"
+        " user_agent) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            session.token_hash,
+            session.user_id,
+            session.created_at,
+            session.last_used_at,
+            session.expires_at,
+            user_agent,
+        ),
+    )
+
+
+def session_user(tx: Tx, token_hash: bytes) -> tuple[Session, User] | None:
+    row = tx.fetchone(
+        "SELECT s.token_hash, s.user_id, s.created_at AS s_created, s.last_used_at, s.expires_at,"
+        " u.id, u.org_id, u.username, u.display_name, u.role, u.is_active,"
+        " u.must_change_password, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = ?",
+        (token_hash,),
+    )
+    if row is None:
+        return None
+    session = Session(
+        token_hash=bytes(row["token_hash"]),
+        user_id=UserId(row["user_id"]),
+        created_at=row["s_created"],
+        last_used_at=row["last_used_at"],
+        expires_at=row["expires_at"],
+    )
+    return session, _user(row)
+
+
+def touch_session(tx: Tx, token_hash: bytes, now: int) -> None:
+    tx.execute("UPDATE sessions SET last_used_at = ? WHERE token_hash = ?", (now, token_hash))
+
+
+def delete_session(tx: Tx, token_hash: bytes) -> None:
+    tx.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+
+
+def delete_user_sessions(tx: Tx, user_id: UserId, *, keep: bytes | None = None) -> int:
+    return tx.execute(
+        "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?", (user_id, keep or b"")
+    )

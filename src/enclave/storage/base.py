@@ -1,0 +1,60 @@
+"""The storage interface every backend implements, and its neutral errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+Param = str | int | bytes | None
+Params = Sequence[Param]
+
+
+class Row(Protocol):
+    """A result row readable by column name (sqlite3.Row or a psycopg dict row)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class Tx(Protocol):
+    """A transaction. SQL uses `?` placeholders on every backend; values are always parameters."""
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        ...
+
+    def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+
+Work = Callable[[Tx], T]
+
+
+class Database(Protocol):
+    """A backend. `write` work runs in one transaction that has committed when the await returns."""
+
+    dialect: str
+
+    async def read(self, work: Callable[[Tx], T]) -> T: ...
+
+    async def write(self, work: Callable[[Tx], T]) -> T: ...
+
+    async def ping(self) -> None:
+        """Raise `StorageUnavailable` unless the database answers."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class StorageError(Exception):
+    """Base of the storage layer's own errors (never carries an HTTP status)."""
+
+
+class UniqueViolation(StorageError):
+    """An insert or update broke a unique constraint."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached."""

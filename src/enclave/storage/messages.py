@@ -1,0 +1,268 @@
+"""Messages, their versions, mentions, reactions; and the conversation event log."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from enclave.domain.events import Event, EventType
+from enclave.domain.ids import ConversationId, MessageId, UserId
+from enclave.domain.models import Message, MessageVersion, ReactionSummary
+from enclave.storage.base import Row, Tx
+
+
+def _message(row: Row, reactions: tuple[ReactionSummary, ...] = ()) -> Message:
+    return Message(
+        id=MessageId(row["id"]),
+        conversation_id=ConversationId(row["conversation_id"]),
+        seq=row["seq"],
+        sender_id=UserId(row["sender_id"]),
+        client_msg_id=row["client_msg_id"],
+        text=None if row["recalled_at"] is not None else row["text"],
+        thread_root_id=MessageId(row["thread_root_id"]) if row["thread_root_id"] else None,
+        created_at=row["created_at"],
+        edited_at=row["edited_at"],
+        recalled_at=row["recalled_at"],
+        reply_count=row["reply_count"],
+        last_reply_at=row["last_reply_at"],
+        mentions=tuple(UserId(u) for u in json.loads(row["mentions"])),
+        reactions=reactions,
+    )
+
+
+def insert_message(tx: Tx, m: Message) -> None:
+    tx.execute(
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, text,"
+        " thread_root_id, created_at, edited_at, recalled_at, reply_count, last_reply_at,"
+        " mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            m.id,
+            m.conversation_id,
+            m.seq,
+            m.sender_id,
+            m.client_msg_id,
+            m.text,
+            m.thread_root_id,
+            m.created_at,
+            m.edited_at,
+            m.recalled_at,
+            m.reply_count,
+            m.last_reply_at,
+            json.dumps(list(m.mentions)),
+        ),
+    )
+    for user_id in m.mentions:
+        tx.execute(
+            "INSERT INTO mentions (message_id, user_id, conversation_id, seq) VALUES (?, ?, ?, ?)",
+            (m.id, user_id, m.conversation_id, m.seq),
+        )
+
+
+def by_id(tx: Tx, message_id: str) -> Message | None:
+    row = tx.fetchone("SELECT * FROM messages WHERE id = ?", (message_id,))
+    if row is None:
+        return None
+    return _message(row, _reactions_of(tx, MessageId(row["id"])))
+
+
+def by_client_msg_id(tx: Tx, sender_id: UserId, client_msg_id: str) -> Message | None:
+    row = tx.fetchone(
+        "SELECT * FROM messages WHERE sender_id = ? AND client_msg_id = ?",
+        (sender_id, client_msg_id),
+    )
+    if row is None:
+        return None
+    return _message(row, _reactions_of(tx, MessageId(row["id"])))
+
+
+def page(
+    tx: Tx,
+    conv_id: ConversationId,
+    *,
+    after_seq: int | None,
+    before_seq: int | None,
+    limit: int,
+    include_replies: bool,
+) -> list[Message]:
+    """A page of history in ascending seq: the first `limit` after `after_seq`, or else the
+    last `limit` before `before_seq` (or the newest)."""
+    replies = int(include_replies)
+    if after_seq is not None:
+        rows = tx.fetchall(
+            "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ?"
+            " AND (thread_root_id IS NULL OR ? = 1) ORDER BY seq LIMIT ?",
+            (conv_id, after_seq, before_seq if before_seq is not None else 2**62, replies, limit),
+        )
+    else:
+        rows = tx.fetchall(
+            "SELECT * FROM messages WHERE conversation_id = ? AND seq < ?"
+            " AND (thread_root_id IS NULL OR ? = 1) ORDER BY seq DESC LIMIT ?",
+            (conv_id, before_seq if before_seq is not None else 2**62, replies, limit),
+        )
+        rows.reverse()
+    return _with_reactions(tx, rows)
+
+
+def thread(tx: Tx, root_id: MessageId, *, after_seq: int, limit: int) -> list[Message]:
+    rows = tx.fetchall(
+        "SELECT * FROM messages WHERE thread_root_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (root_id, after_seq, limit),
+    )
+    return _with_reactions(tx, rows)
+
+
+def last_top_level(tx: Tx, conv_id: ConversationId) -> Message | None:
+    row = tx.fetchone(
+        "SELECT * FROM messages WHERE conversation_id = ? AND thread_root_id IS NULL"
+        " ORDER BY seq DESC LIMIT 1",
+        (conv_id,),
+    )
+    return _message(row) if row else None
+
+
+def _with_reactions(tx: Tx, rows: list[Row]) -> list[Message]:
+    if not rows:
+        return []
+    conv_id = rows[0]["conversation_id"]
+    first, last = rows[0]["seq"], rows[-1]["seq"]
+    grouped: dict[str, dict[str, list[UserId]]] = defaultdict(lambda: defaultdict(list))
+    for r in tx.fetchall(
+        "SELECT r.message_id, r.emoji, r.user_id FROM reactions r"
+        " JOIN messages m ON m.id = r.message_id"
+        " WHERE m.conversation_id = ? AND m.seq >= ? AND m.seq <= ?"
+        " ORDER BY r.created_at, r.user_id",
+        (conv_id, min(first, last), max(first, last)),
+    ):
+        grouped[r["message_id"]][r["emoji"]].append(UserId(r["user_id"]))
+    return [_message(r, _summaries(grouped.get(r["id"], {}))) for r in rows]
+
+
+def _summaries(by_emoji: dict[str, list[UserId]]) -> tuple[ReactionSummary, ...]:
+    return tuple(
+        ReactionSummary(emoji=e, count=len(users), user_ids=tuple(users))
+        for e, users in by_emoji.items()
+    )
+
+
+def _reactions_of(tx: Tx, message_id: MessageId) -> tuple[ReactionSummary, ...]:
+    grouped: dict[str, list[UserId]] = defaultdict(list)
+    for r in tx.fetchall(
+        "SELECT emoji, user_id FROM reactions WHERE message_id = ? ORDER BY created_at, user_id",
+        (message_id,),
+    ):
+        grouped[r["emoji"]].append(UserId(r["user_id"]))
+    return _summaries(grouped)
+
+
+def reactions_of(tx: Tx, message_id: MessageId) -> tuple[ReactionSummary, ...]:
+    return _reactions_of(tx, message_id)
+
+
+def update_text(tx: Tx, message_id: MessageId, text: str, edited_at: int) -> None:
+    tx.execute(
+        "UPDATE messages SET text = ?, edited_at = ? WHERE id = ?", (text, edited_at, message_id)
+    )
+
+
+def add_version(tx: Tx, message_id: MessageId, text: str, created_at: int) -> int:
+    row = tx.fetchone(
+        "SELECT COALESCE(MAX(version), 0) AS v FROM message_versions WHERE message_id = ?",
+        (message_id,),
+    )
+    version = int(row["v"]) + 1 if row else 1
+    tx.execute(
+        "INSERT INTO message_versions (message_id, version, text, created_at) VALUES (?, ?, ?, ?)",
+        (message_id, version, text, created_at),
+    )
+    return version
+
+
+def versions(tx: Tx, message_id: MessageId) -> list[MessageVersion]:
+    return [
+        MessageVersion(
+            message_id=MessageId(r["message_id"]),
+            version=r["version"],
+            text=r["text"],
+            created_at=r["created_at"],
+        )
+        for r in tx.fetchall(
+            "SELECT message_id, version, text, created_at FROM message_versions"
+            " WHERE message_id = ? ORDER BY version",
+            (message_id,),
+        )
+    ]
+
+
+def set_recalled(tx: Tx, message_id: MessageId, at: int) -> None:
+    tx.execute("UPDATE messages SET recalled_at = ? WHERE id = ?", (at, message_id))
+
+
+def bump_thread(tx: Tx, root_id: MessageId, at: int) -> None:
+    tx.execute(
+        "UPDATE messages SET reply_count = reply_count + 1, last_reply_at = ? WHERE id = ?",
+        (at, root_id),
+    )
+
+
+def add_reaction(tx: Tx, message_id: MessageId, user_id: UserId, emoji: str, at: int) -> bool:
+    return (
+        tx.execute(
+            "INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (message_id, user_id, emoji, at),
+        )
+        == 1
+    )
+
+
+def remove_reaction(tx: Tx, message_id: MessageId, user_id: UserId, emoji: str) -> bool:
+    return (
+        tx.execute(
+            "DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?",
+            (message_id, user_id, emoji),
+        )
+        == 1
+    )
+
+
+# -- the event log ----------------------------------------------------------------------------
+
+
+def insert_event(tx: Tx, event: Event) -> None:
+    tx.execute(
+        "INSERT INTO events (conversation_id, seq, type, actor_id, created_at, data)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            event.conversation_id,
+            event.seq,
+            event.type.value,
+            event.actor_id,
+            event.created_at,
+            json.dumps(event.data, separators=(",", ":"), ensure_ascii=False),
+        ),
+    )
+
+
+def events_after(tx: Tx, conv_id: ConversationId, after_seq: int, limit: int) -> list[Event]:
+    return [
+        Event(
+            conversation_id=ConversationId(r["conversation_id"]),
+            seq=r["seq"],
+            type=EventType(r["type"]),
+            actor_id=UserId(r["actor_id"]),
+            created_at=r["created_at"],
+            data=_json_object(r["data"]),
+        )
+        for r in tx.fetchall(
+            "SELECT conversation_id, seq, type, actor_id, created_at, data FROM events"
+            " WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (conv_id, after_seq, limit),
+        )
+    ]
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    assert isinstance(value, dict)
+    return value
