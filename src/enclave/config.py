@@ -59,9 +59,7 @@ class AuthConfig(_Section):
     session_absolute_days: int = Field(
         30, ge=1, le=365, description="A session expires this long after login, used or not."
     )
-    min_password_length: int = Field(
-        12, ge=8, le=128, description="Shortest password accepted."
-    )
+    min_password_length: int = Field(12, ge=8, le=128, description="Shortest password accepted.")
     argon2_time_cost: int = Field(3, ge=2, le=20, description="Argon2id iterations.")
     argon2_memory_kib: int = Field(
         65536, ge=19456, le=4 * 1024 * 1024, description="Argon2id memory per hash, KiB."
@@ -159,7 +157,5 @@ def load_config(
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from exc

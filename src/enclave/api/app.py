@@ -6,12 +6,16 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from enclave import __version__
-from enclave.api import errors, routes_accounts, routes_conversations, routes_messages
-from enclave.api import routes_system
+from enclave.api import (
+    errors,
+    routes_accounts,
+    routes_conversations,
+    routes_messages,
+    routes_system,
+)
 from enclave.api.middleware import RequestLimits
 from enclave.services.context import Context
 
@@ -29,7 +33,6 @@ def create_api(ctx: Context) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
-        default_response_class=ORJSONResponse,
     )
     app.state.ctx = ctx
     errors.install(app)

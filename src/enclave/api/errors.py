@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enclave.api.schemas import ErrorBody
@@ -49,14 +50,14 @@ def error_response(
     *,
     details: list[dict[str, str]] | None = None,
     request_id: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> ORJSONResponse:
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
     if request_id is not None:
         body["request_id"] = request_id
-    return ORJSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _request_id(request: Request) -> str | None:
@@ -68,11 +69,11 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the JSON error shape."""
 
     @app.exception_handler(EnclaveError)
-    async def _enclave_error(request: Request, exc: EnclaveError) -> ORJSONResponse:
+    async def _enclave_error(request: Request, exc: EnclaveError) -> JSONResponse:
         return error_response(STATUS_BY_KIND.get(exc.kind, 400), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "invalid_json", "the request body is not valid JSON")
@@ -86,19 +87,19 @@ def install(app: FastAPI) -> None:
         return error_response(422, "validation_error", "invalid request", details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(StorageUnavailable)
-    async def _storage(request: Request, exc: StorageUnavailable) -> ORJSONResponse:
+    async def _storage(request: Request, exc: StorageUnavailable) -> JSONResponse:
         log.error("storage unavailable: %s", exc)
         return error_response(503, "unavailable", "the database is unavailable")
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = _request_id(request)
         log.exception("unhandled error (request %s)", rid)
         return error_response(500, "internal_error", "internal error", request_id=rid)

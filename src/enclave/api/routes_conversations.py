@@ -118,9 +118,7 @@ async def list_members(
 
 
 @router.post("/conversations/{conv_id}/members", response_model=s.MemberList)
-async def add_members(
-    conv_id: str, body: s.MembersAddIn, ctx: Ctx, actor: Actor
-) -> dict[str, Any]:
+async def add_members(conv_id: str, body: s.MembersAddIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     """Add people; returns those who were not members before."""
     added = await conversations.add_members(ctx, actor, conv_id, body.user_ids)
     return {"members": [wire.member(m) for m in added]}

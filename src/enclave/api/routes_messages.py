@@ -121,8 +121,6 @@ async def add_reaction(message_id: str, emoji: Emoji, ctx: Ctx, actor: Actor) ->
 
 
 @router.delete("/messages/{message_id}/reactions/{emoji}", response_model=s.ReactionList)
-async def remove_reaction(
-    message_id: str, emoji: Emoji, ctx: Ctx, actor: Actor
-) -> dict[str, Any]:
+async def remove_reaction(message_id: str, emoji: Emoji, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     found = await messages.react(ctx, actor, message_id, emoji, add=False)
     return {"reactions": [wire.reaction(r) for r in found]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, ORJSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from enclave.api import schemas as s
 from enclave.api.deps import Ctx
@@ -26,13 +26,13 @@ async def healthz() -> dict[str, str]:
     response_model=s.Health,
     responses={503: {"model": s.ErrorBody, "description": "The database is unreachable."}},
 )
-async def readyz(ctx: Ctx) -> ORJSONResponse:
+async def readyz(ctx: Ctx) -> JSONResponse:
     """The database answers."""
     try:
         await ctx.db.ping()
     except StorageUnavailable:
         return error_response(503, "unavailable", "the database is unreachable")
-    return ORJSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/api/docs", include_in_schema=False)

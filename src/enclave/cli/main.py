@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("username")
     create.add_argument("--role", choices=[r.value for r in OrgRole], default="member")
     create.add_argument("--display-name", default="")
-    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
     _common(create)
     listing = users_sub.add_parser("list", help="list accounts")
     listing.add_argument("--all", action="store_true", help="include deactivated accounts")

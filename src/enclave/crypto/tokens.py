@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-TOKEN_PREFIX = "enc_"
+TOKEN_PREFIX = "enc_"  # noqa: S105 - a public marker, not a secret
 
 
 def new_token() -> str:

@@ -78,7 +78,9 @@ async def bootstrap(ctx: Context) -> Bootstrap | None:
 async def login(ctx: Context, username: str, password: str, user_agent: str = "") -> LoginResult:
     """Check a password and open a session; wrong name and wrong password look the same."""
     name = username.strip().lower()
-    found = await ctx.db.read(lambda tx: store.user_with_hash(tx, name)) if _plausible(name) else None
+    found = (
+        await ctx.db.read(lambda tx: store.user_with_hash(tx, name)) if _plausible(name) else None
+    )
     stored_hash = found[1] if found else None
     ok = await ctx.cpu(ctx.passwords.verify, stored_hash, password)
     if not ok or found is None or not found[0].is_active:
@@ -101,7 +103,9 @@ async def login(ctx: Context, username: str, password: str, user_agent: str = ""
     return LoginResult(token=token, user=user)
 
 
-async def authenticate(ctx: Context, token: str, *, allow_password_change: bool = False) -> Authenticated:
+async def authenticate(
+    ctx: Context, token: str, *, allow_password_change: bool = False
+) -> Authenticated:
     """Resolve a bearer token to its active user, enforcing session expiry."""
     if not token.startswith(tokens.TOKEN_PREFIX) or len(token) > 128:
         raise Unauthenticated("unauthenticated", "invalid or expired token")
@@ -224,9 +228,9 @@ async def set_active(ctx: Context, actor: User | None, target: str, *, active: b
             if found is None:
                 raise NotFound("user")
             user = found
-        if not active and user.role is OrgRole.OWNER and user.is_active:
-            if store.count_owners(ch.tx, user.org_id) <= 1:
-                raise Conflict("last_owner", "the last owner cannot be deactivated")
+        demoting_owner = not active and user.role is OrgRole.OWNER and user.is_active
+        if demoting_owner and store.count_owners(ch.tx, user.org_id) <= 1:
+            raise Conflict("last_owner", "the last owner cannot be deactivated")
         store.set_active(ch.tx, user.id, active)
         if not active:
             store.delete_user_sessions(ch.tx, user.id)

@@ -74,9 +74,9 @@ async def create(
             existing = store.by_dm_key(ch.tx, dm_key)
             if existing is not None:
                 return Created(_summary(ch.tx, actor, existing), created=False)
-        if clean_name and kind is ConversationKind.CHANNEL:
-            if store.channel_name_taken(ch.tx, actor.org_id, clean_name):
-                raise Conflict("name_taken", f"a channel named {clean_name!r} exists")
+        is_channel = kind is ConversationKind.CHANNEL
+        if is_channel and clean_name and store.channel_name_taken(ch.tx, actor.org_id, clean_name):
+            raise Conflict("name_taken", f"a channel named {clean_name!r} exists")
         conv = Conversation(
             id=ConversationId(new_id()),
             org_id=actor.org_id,
@@ -252,7 +252,10 @@ async def leave(ctx: Context, actor: User, conv_id: str) -> None:
 def _check_not_last_owner(tx: Tx, conv: Conversation, member: Member) -> None:
     if member.role is not MemberRole.OWNER:
         return
-    if store.count_role(tx, conv.id, MemberRole.OWNER) <= 1 and len(store.member_ids(tx, conv.id)) > 1:
+    if (
+        store.count_role(tx, conv.id, MemberRole.OWNER) <= 1
+        and len(store.member_ids(tx, conv.id)) > 1
+    ):
         raise Conflict("last_owner", "make someone else an owner first")
 
 
@@ -307,9 +310,9 @@ async def set_member_role(
             raise NotFound("member")
         if target.role is role:
             return target
-        if target.role is MemberRole.OWNER:
-            if store.count_role(ch.tx, conv.id, MemberRole.OWNER) <= 1:
-                raise Conflict("last_owner", "the last owner cannot be demoted")
+        owners = store.count_role(ch.tx, conv.id, MemberRole.OWNER)
+        if target.role is MemberRole.OWNER and owners <= 1:
+            raise Conflict("last_owner", "the last owner cannot be demoted")
         store.set_member_role(ch.tx, conv.id, target.user_id, role)
         ch.record(
             conv.id,

@@ -7,7 +7,6 @@ from enclave.domain.models import Org, OrgRole, Session, User
 from enclave.storage.base import Row, Tx
 
 
-
 def _user(row: Row) -> User:
     return User(
         id=UserId(row["id"]),
@@ -55,15 +54,21 @@ def insert_user(tx: Tx, user: User, password_hash: str) -> None:
 
 
 def user_by_id(tx: Tx, user_id: str) -> User | None:
-    row = tx.fetchone("SELECT id, org_id, username, display_name, role, is_active, must_change_password, created_at"
-            " FROM users WHERE id = ?", (user_id,))
+    row = tx.fetchone(
+        "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
+        " created_at"
+        " FROM users WHERE id = ?",
+        (user_id,),
+    )
     return _user(row) if row else None
 
 
 def user_with_hash(tx: Tx, username: str) -> tuple[User, str] | None:
     row = tx.fetchone(
-        "SELECT id, org_id, username, display_name, role, is_active, must_change_password, created_at"
-            ", password_hash FROM users WHERE username = ?", (username,)
+        "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
+        " created_at"
+        ", password_hash FROM users WHERE username = ?",
+        (username,),
     )
     return (_user(row), row["password_hash"]) if row else None
 
@@ -80,7 +85,8 @@ def users_in_org(
     return [
         _user(r)
         for r in tx.fetchall(
-            "SELECT id, org_id, username, display_name, role, is_active, must_change_password, created_at"
+            "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
+            " created_at"
             " FROM users WHERE org_id = ? AND username > ?"
             " AND (is_active = 1 OR ? = 1) ORDER BY username LIMIT ?",
             (org_id, after, int(include_inactive), limit),
@@ -92,7 +98,8 @@ def active_users_by_username(tx: Tx, org_id: OrgId, usernames: list[str]) -> lis
     found = []
     for name in usernames:
         row = tx.fetchone(
-            "SELECT id, org_id, username, display_name, role, is_active, must_change_password, created_at"
+            "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
+            " created_at"
             " FROM users WHERE username = ? AND org_id = ?"
             " AND is_active = 1",
             (name, org_id),

@@ -73,9 +73,7 @@ def _connect(path: Path, *, synchronous: str, readonly: bool) -> sqlite3.Connect
 class _Job:
     __slots__ = ("future", "loop", "work")
 
-    def __init__(
-        self, work: Callable[[SqliteTx], Any], loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, work: Callable[[SqliteTx], Any], loop: asyncio.AbstractEventLoop) -> None:
         self.work = work
         self.loop = loop
         self.future: asyncio.Future[Any] = loop.create_future()

@@ -1,0 +1,46 @@
+# Enclave's two everyday commands are `make run` and `make test`; `make check` is the linters.
+# Everything is installed into .venv from uv.lock (uv itself is pinned and lives in .tools).
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= data
+HOST ?= 127.0.0.1
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install run test check bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	@echo "Starting Enclave on http://$(HOST):$(PORT) with data in $(DATA_DIR)/ (SQLite)."
+	@echo "The first start prints the owner account 'admin' and its one-time password."
+	@echo "Lost it? $(BIN)/enclave users reset-password admin --data-dir $(DATA_DIR)"
+	$(BIN)/enclave serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+check: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

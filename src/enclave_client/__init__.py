@@ -1,0 +1,3 @@
+"""Enclave Python SDK (async)."""
+
+__all__: list[str] = []

@@ -1,0 +1,161 @@
+"""Shared fixtures: every backend-dependent test runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ENCLAVE_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test);
+each test gets its own schema. Where PostgreSQL is missing the PostgreSQL runs are skipped
+locally, and fail when CI=true (a skipped backend is a failure in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from enclave.app import create_app, open_context
+from enclave.config import Config, load_config
+from enclave.services import accounts
+from enclave.services.context import Context
+
+PG_URL = os.environ.get("ENCLAVE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEST_PASSWORD = "correct horse battery staple"
+
+# The cheapest Argon2id settings the configuration accepts: fast tests, same code path.
+FAST_AUTH = {"auth.argon2_time_cost": 2, "auth.argon2_memory_kib": 19456}
+
+
+def _postgres_available() -> str | None:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    problem = _postgres_available()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI but unreachable: {problem}")
+        pytest.skip(f"PostgreSQL unavailable: {problem}")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    schema = "t_" + secrets.token_hex(6)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make_config(tmp_path: Path, database_url: str = "", **extra: Any) -> Config:
+    overrides: dict[str, Any] = {
+        "server.data_dir": tmp_path / "data",
+        "database.url": database_url,
+        **FAST_AUTH,
+        **extra,
+    }
+    return load_config(None, env={}, overrides=overrides)
+
+
+@pytest.fixture
+def config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Config:
+    url = request.getfixturevalue("pg_schema_url") if backend == "postgres" else ""
+    return make_config(tmp_path, url)
+
+
+@pytest.fixture
+async def ctx(config: Config) -> AsyncIterator[Context]:
+    async with open_context(config) as context:
+        yield context
+
+
+@pytest.fixture
+async def client(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@dataclass
+class Person:
+    """A logged-in account, as a test sees it."""
+
+    id: str
+    username: str
+    token: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class World:
+    """Builds an organization through the public API: an owner, then people."""
+
+    def __init__(self, ctx: Context, client: httpx.AsyncClient) -> None:
+        self.ctx = ctx
+        self.client = client
+        self._owner: Person | None = None
+
+    async def owner(self) -> Person:
+        if self._owner is None:
+            boot = await accounts.bootstrap(self.ctx)
+            assert boot is not None
+            token = await self.login(boot.owner.username, boot.one_time_password)
+            resp = await self.client.post(
+                "/api/v1/users/me/password",
+                json={"current_password": boot.one_time_password, "new_password": TEST_PASSWORD},
+                headers=_auth(token),
+            )
+            assert resp.status_code == 204, resp.text
+            self._owner = Person(boot.owner.id, boot.owner.username, token, _auth(token))
+        return self._owner
+
+    async def login(self, username: str, password: str = TEST_PASSWORD) -> str:
+        resp = await self.client.post(
+            "/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["token"])
+
+    async def person(self, username: str, role: str = "member") -> Person:
+        owner = await self.owner()
+        resp = await self.client.post(
+            "/api/v1/users",
+            json={
+                "username": username,
+                "password": TEST_PASSWORD,
+                "display_name": username,
+                "role": role,
+            },
+            headers=owner.headers,
+        )
+        assert resp.status_code == 201, resp.text
+        token = await self.login(username)
+        return Person(resp.json()["id"], username, token, _auth(token))
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def world(ctx: Context, client: httpx.AsyncClient) -> World:
+    return World(ctx, client)
