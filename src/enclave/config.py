@@ -80,6 +80,43 @@ class LimitsConfig(_Section):
     )
 
 
+class RealtimeConfig(_Section):
+    heartbeat_seconds: float = Field(
+        30.0,
+        ge=1,
+        le=600,
+        description="Server ping interval; a peer silent for half of it more is dropped.",
+    )
+    hello_timeout_seconds: float = Field(
+        10.0, ge=1, le=120, description="Time a new WebSocket has to send its `hello` frame."
+    )
+    max_frame_bytes: int = Field(
+        256 * 1024, ge=4096, le=16 * 1024 * 1024, description="Largest frame a client may send."
+    )
+    max_buffer_bytes: int = Field(
+        1024 * 1024,
+        ge=16 * 1024,
+        le=256 * 1024 * 1024,
+        description="Outgoing bytes queued for one connection before it is dropped as too slow.",
+    )
+    rate_per_second: float = Field(
+        50.0, ge=1, le=100000, description="Sustained frames per second one connection may send."
+    )
+    rate_burst: int = Field(
+        200, ge=1, le=1000000, description="Frames one connection may send in a burst."
+    )
+    max_replay_events: int = Field(
+        10000,
+        ge=100,
+        le=10_000_000,
+        description="Most events replayed for one conversation on resume; beyond it the client "
+        "is told to re-sync that conversation through REST.",
+    )
+    max_inflight_sends: int = Field(
+        64, ge=1, le=10000, description="Sends one connection may have awaiting the database."
+    )
+
+
 class OrgConfig(_Section):
     name: str = Field(
         "My Organization", min_length=1, max_length=100, description="Name of the first org."
@@ -94,6 +131,7 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
+    realtime: RealtimeConfig = RealtimeConfig()
     org: OrgConfig = OrgConfig()
 
     def sqlite_path(self) -> Path:
@@ -116,6 +154,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "database": DatabaseConfig,
     "auth": AuthConfig,
     "limits": LimitsConfig,
+    "realtime": RealtimeConfig,
     "org": OrgConfig,
 }
 

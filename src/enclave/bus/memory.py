@@ -1,19 +1,19 @@
-"""The in-process bus: committed events handed to local subscribers."""
+"""The in-process bus: what one node publishes is handed to that node's subscribers."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from enclave.domain.events import Event
+from enclave.domain.signals import Signal
 
-Subscriber = Callable[[Sequence[Event]], None]
+Subscriber = Callable[[Signal], None]
 
 log = logging.getLogger(__name__)
 
 
 class InProcessBus:
-    """Delivers each published batch to every subscriber, synchronously and in order."""
+    """Delivers each signal to every subscriber, synchronously and in publish order."""
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
@@ -22,11 +22,9 @@ class InProcessBus:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
-    async def publish(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
+    async def publish(self, signal: Signal) -> None:
         for subscriber in list(self._subscribers):
             try:
-                subscriber(events)
+                subscriber(signal)
             except Exception:  # one broken subscriber must not stop the others
                 log.exception("bus subscriber failed")

@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import signal
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+import uvloop
 
 from enclave import __version__, logs
-from enclave.app import create_app, open_context, open_database
+from enclave.app import open_context, open_database
 from enclave.config import Config, ConfigError, load_config
 from enclave.domain.errors import EnclaveError
 from enclave.domain.models import OrgRole
+from enclave.http.server import serve
 from enclave.services import accounts
 from enclave.services.accounts import Bootstrap
 from enclave.storage.base import StorageUnavailable
@@ -101,26 +103,19 @@ async def _serve(config: Config) -> None:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((config.server.host, config.server.port))
-        sock.listen(2048)
-        sock.set_inheritable(True)
         host, port = sock.getsockname()[:2]
         shown_host = f"[{host}]" if ":" in host else host
         url = f"http://{shown_host}:{port}"
         if boot is not None:
             _print_bootstrap(boot, url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        serving = asyncio.ensure_future(serve(ctx, sock, stop))
+        await asyncio.sleep(0)  # let the site start listening before we say so
         print(f"Enclave {__version__} listening on {url}", flush=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(ctx),
-                log_config=None,
-                access_log=config.server.access_log,
-                lifespan="off",
-                ws="none",
-                server_header=False,
-                proxy_headers=False,
-            )
-        )
-        await server.serve(sockets=[sock])
+        await serving
 
 
 async def _init(config: Config) -> int:
@@ -197,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         match args.command:
             case "serve":
-                asyncio.run(_serve(config))
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    runner.run(_serve(config))
                 return 0
             case "init":
                 return asyncio.run(_init(config))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -12,6 +12,7 @@ from enclave.config import Config
 from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, UserId
+from enclave.domain.signals import Committed, Signal
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
 from enclave.storage.base import Database, Tx
@@ -29,7 +30,11 @@ class SystemClock:
 
 
 class Bus(Protocol):
-    async def publish(self, events: Sequence[Event]) -> None: ...
+    """Carries signals to every node's subscribers (see enclave.bus)."""
+
+    async def publish(self, signal: Signal) -> None: ...
+
+    def subscribe(self, subscriber: Callable[[Signal], None]) -> Callable[[], None]: ...
 
 
 @dataclass
@@ -92,5 +97,6 @@ async def write(ctx: Context, fn: Callable[[Changes], T]) -> T:
         return fn(changes), changes.events
 
     result, events = await ctx.db.write(work)
-    await ctx.bus.publish(events)
+    if events:
+        await ctx.bus.publish(Committed(tuple(events)))
     return result

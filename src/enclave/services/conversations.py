@@ -90,6 +90,11 @@ async def create(
             last_seq=0,
         )
         if not store.insert_conversation(ch.tx, conv, dm_key):
+            # A concurrent creation of the same DM committed first (PostgreSQL waited for it
+            # on the unique key); this statement sees it, so answer as a repeat would.
+            raced = store.by_dm_key(ch.tx, dm_key) if dm_key is not None else None
+            if raced is not None:
+                return Created(_summary(ch.tx, actor, raced), created=False)
             raise Conflict("name_taken", "a conversation with this name or pair exists")
         owner_role = MemberRole.MEMBER if kind is ConversationKind.DM else MemberRole.OWNER
         store.add_member(ch.tx, Member(conv.id, actor.id, owner_role, ch.now, 0))

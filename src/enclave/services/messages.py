@@ -15,7 +15,7 @@ from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as account_store
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as store
-from enclave.storage.base import Tx
+from enclave.storage.base import Tx, UniqueViolation
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,12 @@ async def send(
         ch.record(conv.id, EventType.MESSAGE_CREATED, actor.id, data, seq=seq)
         return Sent(message, created=True)
 
-    return await write(ctx, work)
+    try:
+        return await write(ctx, work)
+    except UniqueViolation:
+        # A concurrent retry with the same key committed first (PostgreSQL made this insert
+        # wait for it, then refused it); run again, and the lookup above finds the original.
+        return await write(ctx, work)
 
 
 async def history(

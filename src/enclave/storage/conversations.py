@@ -208,7 +208,12 @@ def my_conversations(tx: Tx, user_id: UserId) -> list[tuple[Conversation, Member
         "SELECT c.id, c.org_id, c.kind, c.name, c.topic, c.visibility, c.archived, c.created_by,"
         " c.created_at, c.last_seq, m.conversation_id, m.user_id, m.role, m.joined_at,"
         " m.last_read_seq FROM members m JOIN conversations c ON c.id = m.conversation_id"
-        " WHERE m.user_id = ? ORDER BY c.last_seq DESC",
+        " WHERE m.user_id = ?"
+        # Most recently active first: by the newest message (else creation) time. last_seq
+        # counts each conversation's own events and cannot be compared across conversations.
+        " ORDER BY COALESCE((SELECT msg.created_at FROM messages msg"
+        " WHERE msg.conversation_id = c.id ORDER BY msg.seq DESC LIMIT 1), c.created_at) DESC,"
+        " c.id",
         (user_id,),
     )
     return [(_conversation(r), _member(r)) for r in rows]
@@ -245,3 +250,15 @@ def dm_peer(tx: Tx, conv_id: ConversationId, user_id: UserId) -> UserId | None:
         (conv_id, user_id),
     )
     return UserId(row["user_id"]) if row else None
+
+
+def membership_seqs(tx: Tx, user_id: UserId) -> dict[ConversationId, int]:
+    """Every conversation the user belongs to, with its newest event seq."""
+    return {
+        ConversationId(r["id"]): int(r["last_seq"])
+        for r in tx.fetchall(
+            "SELECT c.id, c.last_seq FROM members m JOIN conversations c"
+            " ON c.id = m.conversation_id WHERE m.user_id = ?",
+            (user_id,),
+        )
+    }

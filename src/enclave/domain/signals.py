@@ -1,0 +1,51 @@
+"""Messages that travel on the bus between nodes: committed events and ephemeral signals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from enclave.domain.events import Event
+from enclave.domain.ids import ConversationId, OrgId, UserId
+
+
+class PresenceStatus(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Events that a transaction has committed, in seq order per conversation."""
+
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """Someone is typing in a conversation (never stored)."""
+
+    conversation_id: ConversationId
+    user_id: UserId
+    thread_root_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """A person's aggregate presence over all their devices changed (never stored)."""
+
+    org_id: OrgId
+    user_id: UserId
+    status: PresenceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsRevoked:
+    """Close live connections: all of a user's, or only those of one session."""
+
+    user_id: UserId
+    token_hash: bytes | None
+
+
+Signal = Committed | Typing | PresenceChanged | SessionsRevoked

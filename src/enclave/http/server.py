@@ -1,0 +1,48 @@
+"""Build the aiohttp application and serve it on a bound socket until asked to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from aiohttp import web
+
+from enclave.api.app import create_api
+from enclave.http.bridge import asgi_handler
+from enclave.realtime.hub import Hub
+from enclave.services.context import Context
+from enclave.ws.endpoint import make_handler
+
+log = logging.getLogger(__name__)
+
+HUB_KEY = web.AppKey("hub", Hub)
+
+
+def build_web_app(ctx: Context, hub: Hub) -> web.Application:
+    """`/api/v1/ws` on aiohttp's WebSocket; every other path through the REST app."""
+    app = web.Application(client_max_size=ctx.config.limits.max_body_bytes)
+    app[HUB_KEY] = hub
+    app.router.add_get("/api/v1/ws", make_handler(ctx, hub))
+    app.router.add_route("*", "/{tail:.*}", asgi_handler(create_api(ctx)))
+    return app
+
+
+async def serve(ctx: Context, sock: socket.socket, stop: asyncio.Event) -> None:
+    """Serve HTTP and WebSocket on `sock` until `stop` is set; then close connections cleanly."""
+    hub = Hub(ctx)
+    hub.start()
+    app = build_web_app(ctx, hub)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=logging.getLogger("enclave.access") if ctx.config.server.access_log else None,
+    )
+    await runner.setup()
+    site = web.SockSite(runner, sock, shutdown_timeout=5.0, backlog=4096)
+    await site.start()
+    try:
+        await stop.wait()
+    finally:
+        await hub.close()
+        await runner.cleanup()

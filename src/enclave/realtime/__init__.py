@@ -1,0 +1,1 @@
+"""Live delivery on one node: connections, their subscriptions, fan-out and catch-up."""

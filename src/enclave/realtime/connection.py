@@ -1,0 +1,165 @@
+"""One client's live connection: what it has been sent, per conversation, and its limits."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from enclave.domain.events import Event, EventType
+from enclave.domain.ids import ConversationId, UserId
+from enclave.domain.models import User
+from enclave.domain.signals import PresenceStatus
+from enclave.realtime.frames import ws_frame
+
+if TYPE_CHECKING:
+    from enclave.realtime.hub import Hub
+
+
+class CloseCode:
+    """WebSocket close codes Enclave uses (docs/protocol.md)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    BAD_FRAME = 4000
+    UNAUTHENTICATED = 4001
+    PASSWORD_CHANGE_REQUIRED = 4003
+    TOO_SLOW = 4008
+    RATE_LIMITED = 4009
+    SESSION_REVOKED = 4010
+
+
+class Sink(Protocol):
+    """Where a connection's bytes go (an aiohttp WebSocket in production)."""
+
+    def write(self, frame: bytes) -> None: ...
+
+    def buffered(self) -> int: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Connection:
+    """State of one WebSocket session. `delivered[conv]` is the seq of the last event of that
+    conversation sent here; events are only ever sent as delivered+1, so none is skipped or
+    doubled. A conversation absent from `delivered` is not subscribed."""
+
+    __slots__ = (
+        "_bucket",
+        "_bucket_at",
+        "_rejected",
+        "_typing_at",
+        "alive",
+        "catching",
+        "delivered",
+        "hub",
+        "id",
+        "max_buffer",
+        "rate_burst",
+        "rate_per_second",
+        "sink",
+        "status",
+        "token_hash",
+        "user",
+        "watching",
+    )
+
+    def __init__(
+        self,
+        hub: Hub,
+        conn_id: str,
+        user: User,
+        token_hash: bytes,
+        sink: Sink,
+        *,
+        max_buffer: int,
+        rate_per_second: float,
+        rate_burst: int,
+    ) -> None:
+        self.hub = hub
+        self.id = conn_id
+        self.user = user
+        self.token_hash = token_hash
+        self.sink = sink
+        self.max_buffer = max_buffer
+        self.rate_per_second = rate_per_second
+        self.rate_burst = rate_burst
+        self.delivered: dict[ConversationId, int] = {}
+        self.catching: dict[ConversationId, bool] = {}
+        self.watching: set[UserId] = set()
+        self.status = PresenceStatus.ONLINE
+        self.alive = True
+        self._bucket = float(rate_burst)
+        self._bucket_at = time.monotonic()
+        self._rejected = 0
+        self._typing_at: dict[ConversationId, float] = {}
+
+    @property
+    def user_id(self) -> UserId:
+        return self.user.id
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame; a connection whose queue passes the limit is dropped (it resumes)."""
+        if not self.alive:
+            return
+        if self.sink.buffered() > self.max_buffer:
+            self.drop(CloseCode.TOO_SLOW, "too slow: resume from your cursor")
+            return
+        self.sink.write(frame)
+
+    def send_json(self, payload: dict[str, Any]) -> None:
+        self.send(ws_frame(payload))
+
+    def offer(self, event: Event, frame: bytes, *, replay: bool = False) -> None:
+        """Send `event` if it is the next one of its conversation here; ask for a catch-up on a
+        gap; ignore what was already sent."""
+        conv = event.conversation_id
+        last = self.delivered.get(conv)
+        if last is None or event.seq <= last:
+            return
+        if event.seq != last + 1:
+            self.hub.catch_up(self, conv)
+            return
+        self.delivered[conv] = event.seq
+        self.send(frame)
+        if (
+            not replay
+            and event.type is EventType.MEMBER_LEFT
+            and event.data.get("user_id") == self.user.id
+        ):
+            self.hub.unsubscribe(self, conv)
+
+    def allow_frame(self) -> bool:
+        """Token bucket over frames received from the client."""
+        now = time.monotonic()
+        self._bucket = min(
+            float(self.rate_burst), self._bucket + (now - self._bucket_at) * self.rate_per_second
+        )
+        self._bucket_at = now
+        if self._bucket < 1.0:
+            self._rejected += 1
+            return False
+        self._bucket -= 1.0
+        self._rejected = 0
+        return True
+
+    @property
+    def flooding(self) -> bool:
+        """True once the client kept sending through a whole burst's worth of refusals."""
+        return self._rejected > self.rate_burst
+
+    def allow_typing(self, conv: ConversationId, every: float = 2.0) -> bool:
+        now = time.monotonic()
+        if now - self._typing_at.get(conv, 0.0) < every:
+            return False
+        self._typing_at[conv] = now
+        return True
+
+    def drop(self, code: int, reason: str) -> None:
+        """Close the connection and forget it; the client resumes from its cursor."""
+        if not self.alive:
+            return
+        self.alive = False
+        self.hub.unregister(self)
+        self.sink.close(code, reason)

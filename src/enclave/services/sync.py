@@ -1,0 +1,43 @@
+"""Reads that real-time delivery needs: a person's conversations with their newest seq, and the
+stored events of a conversation after a cursor."""
+
+from __future__ import annotations
+
+from enclave.domain.events import Event
+from enclave.domain.ids import ConversationId, UserId, is_valid_id
+from enclave.domain.models import User
+from enclave.services.context import Context
+from enclave.storage import accounts as account_store
+from enclave.storage import conversations as conv_store
+from enclave.storage import messages as msg_store
+from enclave.storage.base import Tx
+
+
+async def membership_seqs(ctx: Context, user_id: UserId) -> dict[ConversationId, int]:
+    """The conversations `user_id` may receive events of, each with its newest seq."""
+    return await ctx.db.read(lambda tx: conv_store.membership_seqs(tx, user_id))
+
+
+async def is_member(ctx: Context, user_id: UserId, conv_id: ConversationId) -> bool:
+    return await ctx.db.read(lambda tx: conv_store.member(tx, conv_id, user_id) is not None)
+
+
+async def events_for_member(
+    ctx: Context, conv_id: ConversationId, after_seq: int, limit: int
+) -> list[Event]:
+    """Stored events after `after_seq`, for a connection the hub has verified as a member."""
+    return await ctx.db.read(lambda tx: msg_store.events_after(tx, conv_id, after_seq, limit))
+
+
+async def same_org_users(ctx: Context, actor: User, user_ids: list[str]) -> list[UserId]:
+    """The ids among `user_ids` that are people of the actor's organization (others vanish)."""
+
+    def work(tx: Tx) -> list[UserId]:
+        found = []
+        for uid in dict.fromkeys(user_ids):
+            user = account_store.user_by_id(tx, uid) if is_valid_id(uid) else None
+            if user is not None and user.org_id == actor.org_id:
+                found.append(user.id)
+        return found
+
+    return await ctx.db.read(work)

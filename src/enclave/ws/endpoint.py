@@ -1,0 +1,270 @@
+"""`GET /api/v1/ws`: authenticate with a `hello` frame (or an Authorization header), resume from
+the client's cursors, then serve live events and client frames until the socket closes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from enclave.config import RealtimeConfig
+from enclave.domain.errors import EnclaveError, Forbidden
+from enclave.domain.ids import ConversationId
+from enclave.domain.signals import PresenceStatus
+from enclave.realtime.connection import CloseCode, Connection
+from enclave.realtime.frames import ws_frame
+from enclave.realtime.hub import Hub
+from enclave.services import accounts, conversations, messages, sync
+from enclave.services.accounts import Authenticated
+from enclave.services.context import Context
+from enclave.ws import schemas as f
+
+log = logging.getLogger(__name__)
+
+# Close handshakes in progress (kept referenced so that they are not collected mid-way).
+_closing: set[asyncio.Future[bool]] = set()
+
+
+class AiohttpSink:
+    """Writes whole frames straight to the socket's transport (the bytes are shared)."""
+
+    __slots__ = ("_transport", "_ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self._ws = ws
+        self._transport = transport
+
+    def write(self, frame: bytes) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(frame)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str) -> None:
+        task = asyncio.ensure_future(self._ws.close(code=code, message=reason.encode()[:120]))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+def _error(code: str, message: str, req_id: str | int | None = None) -> dict[str, Any]:
+    return {"type": "error", "req_id": req_id, "code": code, "message": message}
+
+
+def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    cfg: RealtimeConfig = ctx.config.realtime
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            heartbeat=cfg.heartbeat_seconds,
+            max_msg_size=cfg.max_frame_bytes,
+            compress=False,
+            decode_text=False,
+        )
+        if not ws.can_prepare(request).ok:
+            body = orjson.dumps(
+                {"error": {"code": "websocket_required", "message": "connect with WebSocket"}}
+            )
+            return web.Response(status=400, body=body, content_type="application/json")
+        await ws.prepare(request)
+        assert request.transport is not None
+        auth = await _hello(ctx, ws, request, cfg)
+        if auth is None:
+            return ws
+        auth_user, token_hash, cursors = auth
+        conn = Connection(
+            hub,
+            secrets.token_hex(8),
+            auth_user.user,
+            token_hash,
+            AiohttpSink(ws, request.transport),
+            max_buffer=cfg.max_buffer_bytes,
+            rate_per_second=cfg.rate_per_second,
+            rate_burst=cfg.rate_burst,
+        )
+        hub.register(conn)
+        try:
+            await _resume(ctx, hub, conn, cursors)
+            hub.presence_maybe_changed(conn)
+            await _serve(ctx, hub, conn, ws)
+        finally:
+            conn.drop(CloseCode.NORMAL, "bye")
+        return ws
+
+    return handle
+
+
+async def _hello(
+    ctx: Context, ws: web.WebSocketResponse, request: web.Request, cfg: RealtimeConfig
+) -> tuple[Authenticated, bytes, dict[str, int]] | None:
+    try:
+        msg = await ws.receive(timeout=cfg.hello_timeout_seconds)
+    except TimeoutError:
+        await ws.close(code=CloseCode.UNAUTHENTICATED, message=b"send hello first")
+        return None
+    if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        await ws.close(code=CloseCode.BAD_FRAME, message=b"send hello first")
+        return None
+    try:
+        hello = f.HELLO.validate_json(msg.data)
+    except ValidationError:
+        await ws.close(code=CloseCode.BAD_FRAME, message=b"invalid hello frame")
+        return None
+    token = hello.token
+    header = request.headers.get("Authorization", "")
+    if token is None and header.lower().startswith("bearer "):
+        token = header[7:].strip()
+    try:
+        auth = await accounts.authenticate(ctx, token or "")
+    except Forbidden as exc:
+        await ws.close(code=CloseCode.PASSWORD_CHANGE_REQUIRED, message=exc.code.encode())
+        return None
+    except EnclaveError:
+        await ws.close(code=CloseCode.UNAUTHENTICATED, message=b"unauthenticated")
+        return None
+    return auth, auth.token_hash, hello.cursors
+
+
+async def _resume(ctx: Context, hub: Hub, conn: Connection, cursors: dict[str, int]) -> None:
+    """Subscribe to the person's conversations from the client's cursors and send what it
+    missed, exactly once and in order; then say `synced`."""
+    max_replay = ctx.config.realtime.max_replay_events
+    seqs = await sync.membership_seqs(ctx, conn.user_id)
+    started: dict[str, int] = {}
+    resync: list[str] = []
+    for conv, last in seqs.items():
+        cursor = cursors.get(conv)
+        if cursor is None:
+            hub.subscribe(conn, conv, last)
+            started[conv] = last
+        elif cursor > last or last - cursor > max_replay:
+            hub.subscribe(conn, conv, last)
+            resync.append(conv)
+        else:
+            hub.subscribe(conn, conv, cursor)
+    removed = [c for c in cursors if c not in seqs]
+    # Read again now that we are subscribed: whatever committed in between is caught up below.
+    seqs = await sync.membership_seqs(ctx, conn.user_id)
+    for conv, last in seqs.items():
+        if conv not in conn.delivered:
+            hub.subscribe(conn, conv, last)
+            started[conv] = last
+    conn.send_json(
+        {
+            "type": "ready",
+            "connection_id": conn.id,
+            "user_id": conn.user_id,
+            "cursors": started,
+            "resync": resync,
+            "removed": removed,
+            "heartbeat_seconds": ctx.config.realtime.heartbeat_seconds,
+        }
+    )
+    behind = [c for c, last in seqs.items() if conn.delivered.get(c, last) < last]
+    for conv in behind:
+        conn.catching[conv] = False
+    await asyncio.gather(*(hub.run_catch_up(conn, conv) for conv in behind))
+    conn.send_json({"type": "synced"})
+
+
+async def _serve(ctx: Context, hub: Hub, conn: Connection, ws: web.WebSocketResponse) -> None:
+    inflight = asyncio.Semaphore(ctx.config.realtime.max_inflight_sends)
+    async for msg in ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        if not conn.allow_frame():
+            if conn.flooding:
+                conn.drop(CloseCode.RATE_LIMITED, "too many frames")
+                break
+            conn.send_json(_error("rate_limited", "slow down"))
+            continue
+        try:
+            frame = f.CLIENT_FRAME.validate_json(msg.data)
+        except ValidationError as exc:
+            conn.send_json(_error("bad_frame", _first_problem(exc)))
+            continue
+        match frame:
+            case f.Send():
+                await inflight.acquire()
+                hub.spawn(_send(ctx, conn, frame, inflight))
+            case f.Read():
+                await _reply(conn, frame.req_id, _read(ctx, conn, frame))
+            case f.TypingFrame():
+                await hub.typing(conn, ConversationId(frame.conversation_id), frame.thread_root_id)
+            case f.Presence():
+                conn.status = PresenceStatus(frame.status)
+                hub.presence_maybe_changed(conn)
+            case f.PresenceSubscribe():
+                await _presence_subscribe(ctx, hub, conn, frame)
+            case f.Ping():
+                conn.send_json({"type": "pong", "req_id": frame.req_id})
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid"))
+
+
+async def _reply(
+    conn: Connection, req_id: str | int | None, work: Awaitable[dict[str, Any]]
+) -> None:
+    try:
+        body = await work
+    except EnclaveError as exc:
+        conn.send_json(_error(exc.code, exc.message, req_id))
+        return
+    conn.send_json({"type": "ack", "req_id": req_id, **body})
+
+
+async def _send(ctx: Context, conn: Connection, frame: f.Send, inflight: asyncio.Semaphore) -> None:
+    try:
+        await _reply(conn, frame.req_id, _do_send(ctx, conn, frame))
+    finally:
+        inflight.release()
+
+
+async def _do_send(ctx: Context, conn: Connection, frame: f.Send) -> dict[str, Any]:
+    sent = await messages.send(
+        ctx,
+        conn.user,
+        frame.conversation_id,
+        client_msg_id=frame.client_msg_id,
+        text=frame.text,
+        thread_root_id=frame.thread_root_id,
+    )
+    m = sent.message
+    return {
+        "conversation_id": m.conversation_id,
+        "message_id": m.id,
+        "client_msg_id": m.client_msg_id,
+        "seq": m.seq,
+        "created_at": m.created_at,
+        "created": sent.created,
+    }
+
+
+async def _read(ctx: Context, conn: Connection, frame: f.Read) -> dict[str, Any]:
+    seq = await conversations.mark_read(ctx, conn.user, frame.conversation_id, frame.seq)
+    return {"conversation_id": frame.conversation_id, "last_read_seq": seq}
+
+
+async def _presence_subscribe(
+    ctx: Context, hub: Hub, conn: Connection, frame: f.PresenceSubscribe
+) -> None:
+    if frame.type == "presence.unsubscribe":
+        hub.unwatch(conn, [u for u in conn.watching if u in frame.user_ids])
+        return
+    if len(conn.watching) + len(frame.user_ids) > 1000:
+        conn.send_json(_error("too_many_subscriptions", "watch at most 1000 people", frame.req_id))
+        return
+    visible = await sync.same_org_users(ctx, conn.user, frame.user_ids)
+    hub.watch(conn, visible)
+    statuses = {uid: hub.presence_of(uid).value for uid in visible}
+    conn.send(ws_frame({"type": "presence.state", "req_id": frame.req_id, "statuses": statuses}))
