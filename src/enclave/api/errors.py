@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import email.message
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,6 +38,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Not found, or not visible to the caller."),
         (409, "Conflicts with the current state."),
         (413, "Request body too large."),
+        (415, "The request body is not sent as JSON."),
         (422, "A value breaks a rule."),
         (503, "A dependency is unavailable."),
     ]
@@ -60,6 +62,44 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+# Codes for the HTTP errors Starlette and FastAPI raise themselves. FastAPI raises 400 only when
+# it cannot parse a JSON body at all (bad UTF-8, nesting or numbers beyond the parser's limits).
+_HTTP_CODES = {
+    400: ("invalid_json", "the request body is not valid JSON"),
+    404: ("not_found", None),
+    405: ("method_not_allowed", None),
+    413: ("payload_too_large", None),
+}
+
+# Errors pydantic reports when the body as a whole is not an object.
+_WHOLE_BODY_ERRORS = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
+def _is_json(content_type: str | None) -> bool:
+    """The same test FastAPI applies before it parses a body as JSON."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+def _unparsed_body(request: Request, errors: Sequence[Any]) -> bool:
+    """True when a body was refused only because it was not declared as JSON.
+
+    FastAPI hands such a body to validation as raw bytes (a missing Content-Type counts too,
+    which guards against cross-site form posts), so the error would otherwise read as a
+    validation failure of the whole body.
+    """
+    whole_body = any(
+        tuple(e.get("loc", ())) == ("body",) and e.get("type") in _WHOLE_BODY_ERRORS for e in errors
+    )
+    return whole_body and not _is_json(request.headers.get("content-type"))
+
+
 def _request_id(request: Request) -> str | None:
     value = request.scope.get("state", {}).get("request_id")
     return value if isinstance(value, str) else None
@@ -77,6 +117,10 @@ def install(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "invalid_json", "the request body is not valid JSON")
+        if _unparsed_body(request, errors):
+            return error_response(
+                415, "unsupported_media_type", "send the body as Content-Type: application/json"
+            )
         details = [
             {
                 "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
@@ -88,10 +132,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
+        code, message = _HTTP_CODES.get(exc.status_code, ("http_error", None))
+        return error_response(
+            exc.status_code, code, message or str(exc.detail), headers=exc.headers
         )
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(StorageUnavailable)
     async def _storage(request: Request, exc: StorageUnavailable) -> JSONResponse:

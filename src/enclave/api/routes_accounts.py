@@ -19,9 +19,14 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 @router.post("/auth/login", response_model=s.LoginOut, tags=["auth"])
 async def login(body: s.LoginIn, ctx: Ctx, request: Request) -> dict[str, Any]:
     """Exchange a username and password for a bearer token."""
-    agent = request.headers.get("user-agent", "")
-    result = await accounts.login(ctx, body.username, body.password, agent)
+    result = await accounts.login(ctx, body.username, body.password, _user_agent(request))
     return {"token": result.token, "user": wire.user(result.user)}
+
+
+def _user_agent(request: Request) -> str:
+    """The User-Agent as a printable label: it is stored with the session, and PostgreSQL
+    refuses text with NUL bytes."""
+    return "".join(ch for ch in request.headers.get("user-agent", "") if ch.isprintable())
 
 
 @router.post("/auth/logout", status_code=204, tags=["auth"])

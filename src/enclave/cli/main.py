@@ -12,14 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 from enclave import __version__, logs
 from enclave.app import open_context, open_database
 from enclave.config import Config, ConfigError, load_config
 from enclave.domain.errors import EnclaveError
 from enclave.domain.models import OrgRole
-from enclave.http.server import serve
 from enclave.services import accounts
 from enclave.services.accounts import Bootstrap
 from enclave.storage.base import StorageUnavailable
@@ -97,6 +94,10 @@ def _print_bootstrap(boot: Bootstrap, url: str | None) -> None:
 
 
 async def _serve(config: Config) -> None:
+    # Imported here, not at the top: the web stack costs a quarter of a second of start-up that
+    # `init`, `migrate` and `users` never use.
+    from enclave.http.server import serve
+
     async with open_context(config) as ctx:
         boot = await accounts.bootstrap(ctx)
         family = socket.AF_INET6 if ":" in config.server.host else socket.AF_INET
@@ -192,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         match args.command:
             case "serve":
+                import uvloop  # only the server needs it; see _serve
+
                 with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                     runner.run(_serve(config))
                 return 0

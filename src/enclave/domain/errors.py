@@ -66,6 +66,7 @@ ERROR_CODES: dict[str, str] = {
     "validation_error": "A field is missing, has the wrong type, or is out of range; "
     "`details` names each field.",
     "payload_too_large": "The request body exceeds the configured limit.",
+    "unsupported_media_type": "The request body is not sent as `Content-Type: application/json`.",
     "invalid_text": "Text is empty, too long, or contains forbidden characters.",
     "invalid_username": "A username must be 3–32 characters of a–z, 0–9, '.', '_' or '-'.",
     "weak_password": "The password does not meet the password policy.",

@@ -42,10 +42,12 @@ class PresenceChanged:
 
 @dataclass(frozen=True, slots=True)
 class SessionsRevoked:
-    """Close live connections: all of a user's, or only those of one session."""
+    """Close live connections of a user: those of one session (`token_hash`), or all of them
+    but those of the session `keep`."""
 
     user_id: UserId
     token_hash: bytes | None
+    keep: bytes | None = None
 
 
 Signal = Committed | Typing | PresenceChanged | SessionsRevoked

@@ -37,9 +37,10 @@ async def serve(ctx: Context, sock: socket.socket, stop: asyncio.Event) -> None:
         app,
         handle_signals=False,
         access_log=logging.getLogger("enclave.access") if ctx.config.server.access_log else None,
+        shutdown_timeout=5.0,
     )
     await runner.setup()
-    site = web.SockSite(runner, sock, shutdown_timeout=5.0, backlog=4096)
+    site = web.SockSite(runner, sock, backlog=4096)
     await site.start()
     try:
         await stop.wait()

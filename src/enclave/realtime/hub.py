@@ -177,6 +177,8 @@ class Hub:
 
     def _on_revoked(self, signal: SessionsRevoked) -> None:
         for conn in list(self._by_user.get(signal.user_id, ())):
+            if conn.token_hash == signal.keep:
+                continue
             if signal.token_hash is None or conn.token_hash == signal.token_hash:
                 conn.drop(CloseCode.SESSION_REVOKED, "session ended")
 
@@ -202,8 +204,10 @@ class Hub:
                     return
                 if fetched and fetched[0][0].seq != after + 1:
                     # The log no longer holds what this cursor needs: say so, never skip.
-                    conn.send_json({"type": "resync", "conversation_id": conv})
                     conn.delivered[conv] = fetched[0][0].seq - 1
+                    conn.send_json(
+                        {"type": "resync", "conversation_id": conv, "seq": conn.delivered[conv]}
+                    )
                 for event, frame in fetched:
                     conn.offer(event, frame, replay=True)
                     if event.type is EventType.MEMBER_LEFT and event.data.get("user_id") == (

@@ -9,6 +9,7 @@ from enclave.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, U
 from enclave.domain.ids import OrgId, UserId, is_valid_id, new_id
 from enclave.domain.models import Org, OrgRole, Session, User
 from enclave.domain.policy import OrgAction
+from enclave.domain.signals import SessionsRevoked
 from enclave.services import gates, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as store
@@ -127,6 +128,7 @@ async def authenticate(
 
 async def logout(ctx: Context, auth: Authenticated) -> None:
     await write(ctx, lambda ch: store.delete_session(ch.tx, auth.token_hash))
+    await ctx.bus.publish(SessionsRevoked(auth.user.id, auth.token_hash))
 
 
 async def change_password(ctx: Context, auth: Authenticated, current: str, new: str) -> None:
@@ -145,6 +147,7 @@ async def change_password(ctx: Context, auth: Authenticated, current: str, new: 
         store.delete_user_sessions(ch.tx, user.id, keep=auth.token_hash)
 
     await write(ctx, work)
+    await ctx.bus.publish(SessionsRevoked(user.id, None, keep=auth.token_hash))
 
 
 # -- administration ---------------------------------------------------------------------------
@@ -236,7 +239,10 @@ async def set_active(ctx: Context, actor: User | None, target: str, *, active: b
             store.delete_user_sessions(ch.tx, user.id)
         return replace(user, is_active=active)
 
-    return await write(ctx, work)
+    changed = await write(ctx, work)
+    if not active:
+        await ctx.bus.publish(SessionsRevoked(changed.id, None))
+    return changed
 
 
 async def reset_password(ctx: Context, username: str, password: str) -> User:
@@ -254,7 +260,9 @@ async def reset_password(ctx: Context, username: str, password: str) -> User:
         store.delete_user_sessions(ch.tx, found.id)
         return replace(found, must_change_password=False)
 
-    return await write(ctx, work)
+    changed = await write(ctx, work)
+    await ctx.bus.publish(SessionsRevoked(changed.id, None))
+    return changed
 
 
 def _plausible(username: str) -> bool:

@@ -34,20 +34,26 @@ def message_text(text: str, max_chars: int) -> str:
     return text
 
 
+# Trimmed from around labels and usernames. `str.strip()` alone would also eat control and
+# separator characters that Python counts as whitespace (U+001C-U+001F, U+0085, U+2028, U+2029),
+# so those are looked for before trimming and refused wherever they are.
+_PLAIN_SPACE = " \t\r\n"
+
+
 def line(value: str, *, field: str, max_chars: int, allow_empty: bool = False) -> str:
     """A one-line label (name, topic, display name): trimmed, no control characters."""
+    if _has_forbidden_chars(value.strip(_PLAIN_SPACE), allow_newlines=False):
+        raise InvalidInput("invalid_text", f"{field} contains control characters")
     value = value.strip()
     if not value and not allow_empty:
         raise InvalidInput("invalid_text", f"{field} must not be empty")
     if len(value) > max_chars:
         raise InvalidInput("invalid_text", f"{field} is longer than {max_chars} characters")
-    if _has_forbidden_chars(value, allow_newlines=False):
-        raise InvalidInput("invalid_text", f"{field} contains control characters")
     return value
 
 
 def username(value: str) -> str:
-    value = value.strip().lower()
+    value = value.strip(_PLAIN_SPACE).lower()
     if not _USERNAME.match(value):
         raise InvalidInput(
             "invalid_username",

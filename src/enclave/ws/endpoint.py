@@ -137,7 +137,7 @@ async def _resume(ctx: Context, hub: Hub, conn: Connection, cursors: dict[str, i
     max_replay = ctx.config.realtime.max_replay_events
     seqs = await sync.membership_seqs(ctx, conn.user_id)
     started: dict[str, int] = {}
-    resync: list[str] = []
+    resync: dict[str, int] = {}
     for conv, last in seqs.items():
         cursor = cursors.get(conv)
         if cursor is None:
@@ -145,7 +145,7 @@ async def _resume(ctx: Context, hub: Hub, conn: Connection, cursors: dict[str, i
             started[conv] = last
         elif cursor > last or last - cursor > max_replay:
             hub.subscribe(conn, conv, last)
-            resync.append(conv)
+            resync[conv] = last
         else:
             hub.subscribe(conn, conv, cursor)
     removed = [c for c in cursors if c not in seqs]
