@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-import orjson
+from enclave import codec
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,7 +20,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        return codec.dumps_text(entry)
 
 
 def setup(level: str) -> None:

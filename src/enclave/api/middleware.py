@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from enclave import codec
 
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -23,7 +24,7 @@ _SECURITY_HEADERS = [
 
 
 def _error_body(code: str, message: str) -> bytes:
-    return orjson.dumps({"error": {"code": code, "message": message}})
+    return codec.dumps({"error": {"code": code, "message": message}})
 
 
 class RequestLimits:

@@ -54,7 +54,9 @@ async def create_conversation(
 async def browse_channels(
     ctx: Ctx,
     actor: Actor,
-    after: Annotated[str, Query(max_length=80, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    after: Annotated[
+        str, Query(max_length=80, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$")
+    ] = "",
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Public channels of your organization by name; page with `after` = the last name."""

@@ -6,6 +6,7 @@ response headers (several Set-Cookie lines), which cookie sessions need.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -48,6 +49,9 @@ def asgi_handler(app: ASGIApp) -> Callable[[web.Request], Awaitable[web.StreamRe
         async def receive() -> MutableMapping[str, Any]:
             nonlocal body_done
             if body_done:
+                # ASGI: after the body, receive() waits for the client to go away. aiohttp
+                # cancels the handler when it does, which ends this wait.
+                await asyncio.get_running_loop().create_future()
                 return {"type": "http.disconnect"}
             chunk = await request.content.read(65536)
             more = not request.content.at_eof()

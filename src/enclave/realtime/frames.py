@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from websockets.frames import Frame, Opcode
 
+from enclave import codec
 from enclave.domain.events import Event
 
 
@@ -24,7 +24,7 @@ def event_payload(event: Event) -> dict[str, Any]:
 
 def ws_frame(payload: dict[str, Any]) -> bytes:
     """A complete text frame (header and JSON body), ready to write to any socket."""
-    return Frame(Opcode.TEXT, orjson.dumps(payload)).serialize(mask=False)
+    return Frame(Opcode.TEXT, codec.dumps(payload)).serialize(mask=False)
 
 
 def event_frame(event: Event) -> bytes:

@@ -31,13 +31,14 @@ def require_org(actor: User, action: OrgAction) -> None:
 
 
 def conversation(
-    tx: Tx, actor: User, conv_id: str, action: ConvAction
+    tx: Tx, actor: User, conv_id: str, action: ConvAction, *, allow_archived: bool = False
 ) -> tuple[Conversation, Member | None]:
     """Load a conversation for `action`, or fail as if it did not exist."""
-    conv = conv_store.by_id(tx, conv_id) if is_valid_id(conv_id) else None
+    conv, member = (
+        conv_store.with_member(tx, conv_id, actor.id) if is_valid_id(conv_id) else (None, None)
+    )
     if conv is None:
         raise NotFound("conversation")
-    member = conv_store.member(tx, conv.id, actor.id)
     decision = authorize_conversation(actor, action, conv, member)
     if decision is Decision.HIDE:
         raise NotFound("conversation")
@@ -45,7 +46,7 @@ def conversation(
         if action in _MEMBER_ONLY and member is None:
             raise Forbidden("not_a_member", "join the conversation first")
         raise Forbidden("forbidden", f"you may not {action.value} in this conversation")
-    if conv.archived and action not in _ALLOWED_WHEN_ARCHIVED:
+    if conv.archived and action not in _ALLOWED_WHEN_ARCHIVED and not allow_archived:
         raise Conflict("conversation_archived", "the conversation is archived")
     return conv, member
 

@@ -46,6 +46,8 @@ async def send(
                 raise Conflict(
                     "idempotency_conflict", "client_msg_id was used in another conversation"
                 )
+            # A sender who may no longer see the conversation must not read it through a retry.
+            gates.conversation(ch.tx, actor, conv_id, ConvAction.VIEW)
             return Sent(earlier, created=False)
         conv, _ = gates.conversation(ch.tx, actor, conv_id, ConvAction.POST)
         root: Message | None = None
@@ -150,9 +152,11 @@ async def recall(ctx: Context, actor: User, message_id: str) -> Message:
 
     def work(ch: Changes) -> Message:
         msg, conv, _ = gates.message(ch.tx, actor, message_id, ConvAction.VIEW)
-        if msg.recalled_at is not None:
-            return msg
         action = ConvAction.POST if msg.sender_id == actor.id else ConvAction.MODERATE_MESSAGES
+        if msg.recalled_at is not None:
+            # Recalling twice changes nothing, but only for someone who could have recalled it.
+            gates.conversation(ch.tx, actor, conv.id, action, allow_archived=True)
+            return msg
         gates.conversation(ch.tx, actor, conv.id, action)
         store.set_recalled(ch.tx, msg.id, ch.now)
         recalled = replace(msg, text=None, recalled_at=ch.now)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from enclave.domain.errors import InvalidInput
 
@@ -13,14 +12,14 @@ _MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._-]{2,31})", re.IGNORECASE)
 MAX_MENTIONS = 50
 
 
+# Control characters (Unicode category Cc), lone surrogates (Cs), and line/paragraph separators.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+_FORBIDDEN_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+
+
 def _has_forbidden_chars(text: str, *, allow_newlines: bool) -> bool:
-    for ch in text:
-        if ch in "\n\t" and allow_newlines:
-            continue
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Cs") or ch in "\u2028\u2029":
-            return True
-    return False
+    pattern = _FORBIDDEN_IN_TEXT if allow_newlines else _FORBIDDEN
+    return pattern.search(text) is not None
 
 
 def message_text(text: str, max_chars: int) -> str:

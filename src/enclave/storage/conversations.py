@@ -262,3 +262,17 @@ def membership_seqs(tx: Tx, user_id: UserId) -> dict[ConversationId, int]:
             (user_id,),
         )
     }
+
+
+def with_member(tx: Tx, conv_id: str, user_id: str) -> tuple[Conversation | None, Member | None]:
+    """A conversation and the user's membership row, in one query."""
+    row = tx.fetchone(
+        "SELECT c.id, c.org_id, c.kind, c.name, c.topic, c.visibility, c.archived, c.created_by,"
+        " c.created_at, c.last_seq, m.conversation_id, m.user_id, m.role, m.joined_at,"
+        " m.last_read_seq FROM conversations c LEFT JOIN members m"
+        " ON m.conversation_id = c.id AND m.user_id = ? WHERE c.id = ?",
+        (user_id, conv_id),
+    )
+    if row is None:
+        return None, None
+    return _conversation(row), _member(row) if row["user_id"] is not None else None

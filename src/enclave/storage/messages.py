@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
+from enclave import codec
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, MessageId, UserId
 from enclave.domain.models import Message, MessageVersion, ReactionSummary
@@ -26,7 +26,7 @@ def _message(row: Row, reactions: tuple[ReactionSummary, ...] = ()) -> Message:
         recalled_at=row["recalled_at"],
         reply_count=row["reply_count"],
         last_reply_at=row["last_reply_at"],
-        mentions=tuple(UserId(u) for u in json.loads(row["mentions"])),
+        mentions=tuple(UserId(u) for u in codec.loads(row["mentions"])),
         reactions=reactions,
     )
 
@@ -49,7 +49,7 @@ def insert_message(tx: Tx, m: Message) -> None:
             m.recalled_at,
             m.reply_count,
             m.last_reply_at,
-            json.dumps(list(m.mentions)),
+            codec.dumps_text(list(m.mentions)),
         ),
     )
     for user_id in m.mentions:
@@ -239,7 +239,7 @@ def insert_event(tx: Tx, event: Event) -> None:
             event.type.value,
             event.actor_id,
             event.created_at,
-            json.dumps(event.data, separators=(",", ":"), ensure_ascii=False),
+            codec.dumps_text(event.data),
         ),
     )
 
@@ -263,6 +263,6 @@ def events_after(tx: Tx, conv_id: ConversationId, after_seq: int, limit: int) ->
 
 
 def _json_object(text: str) -> dict[str, Any]:
-    value = json.loads(text)
+    value = codec.loads(text)
     assert isinstance(value, dict)
     return value

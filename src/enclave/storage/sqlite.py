@@ -2,9 +2,10 @@
 of reader threads serves reads from their own connections.
 
 Group commit: the writer takes every unit of work waiting in its queue (up to `max_batch`), runs
-each inside its own SAVEPOINT of one transaction, and commits once. A unit that raises is rolled
-back to its savepoint alone; the others commit. Every caller's await returns only after COMMIT,
-so an acknowledged write is durable, and one fsync serves many writers under load.
+them in one transaction, and commits once. A unit that raises fails alone: the batch is rolled
+back and run again with a SAVEPOINT around each unit, so the others still commit. Every
+caller's await returns only after COMMIT, so an acknowledged write is durable, and one fsync
+serves many writers under load.
 """
 
 from __future__ import annotations
@@ -151,29 +152,47 @@ class SqliteDatabase:
                 return
 
     def _run_batch(self, conn: sqlite3.Connection, tx: SqliteTx, batch: list[_Job]) -> None:
+        # Fast path: every unit in one transaction. Units rarely fail; when one does, the whole
+        # batch is rolled back and run again with a savepoint around each unit.
+        outcomes = self._attempt(conn, tx, batch, isolated=False)
+        if outcomes is None:
+            outcomes = self._attempt(conn, tx, batch, isolated=True)
+        assert outcomes is not None
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                job.loop.call_soon_threadsafe(_resolve, job.future, ok, value)
+
+    @staticmethod
+    def _attempt(
+        conn: sqlite3.Connection, tx: SqliteTx, batch: list[_Job], *, isolated: bool
+    ) -> list[tuple[bool, Any]] | None:
+        """Run the batch in one transaction; None if a unit failed on the fast path."""
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
-                conn.execute("SAVEPOINT unit")
+                if isolated:
+                    conn.execute("SAVEPOINT unit")
                 try:
                     value = job.work(tx)
                 except BaseException as exc:  # the unit fails alone
+                    if not isolated:
+                        conn.execute("ROLLBACK")
+                        return None
                     conn.execute("ROLLBACK TO unit")
                     conn.execute("RELEASE unit")
                     outcomes.append((False, exc))
                 else:
-                    conn.execute("RELEASE unit")
+                    if isolated:
+                        conn.execute("RELEASE unit")
                     outcomes.append((True, value))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             failure = StorageUnavailable(f"sqlite commit failed: {exc}")
-            outcomes = [(False, failure)] * len(batch)
-        for job, (ok, value) in zip(batch, outcomes, strict=True):
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                job.loop.call_soon_threadsafe(_resolve, job.future, ok, value)
+            return [(False, failure)] * len(batch)
+        return outcomes
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -9,10 +9,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
+from enclave import codec
 from enclave.config import RealtimeConfig
 from enclave.domain.errors import EnclaveError, Forbidden
 from enclave.domain.ids import ConversationId
@@ -68,7 +68,7 @@ def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[we
             decode_text=False,
         )
         if not ws.can_prepare(request).ok:
-            body = orjson.dumps(
+            body = codec.dumps(
                 {"error": {"code": "websocket_required", "message": "connect with WebSocket"}}
             )
             return web.Response(status=400, body=body, content_type="application/json")
