@@ -231,6 +231,27 @@ async def test_edit_keeps_earlier_versions(world: World, client: httpx.AsyncClie
     assert fresh.json()["versions"] == []
 
 
+async def test_concurrent_edits_each_keep_the_text_they_replaced(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    alice, bob = await people(world, "alice", "bob")
+    conv = await new_conv(client, alice, "group", [bob.id])
+    msg = await send(client, alice, conv, "v0")
+    url = f"{API}/messages/{msg['id']}"
+    edits = [f"v{i}" for i in range(1, 9)]
+    results = await asyncio.gather(
+        *(client.patch(url, json={"text": t}, headers=alice.headers) for t in edits)
+    )
+    assert [r.status_code for r in results] == [200] * len(edits)
+    final = (await get_message(client, bob, msg["id"]))["text"]
+    found = (await client.get(f"{url}/versions", headers=bob.headers)).json()["versions"]
+    # Every edit replaced exactly the text before it: v0 first, each text once, no gaps.
+    texts = [v["text"] for v in found]
+    assert [v["version"] for v in found] == list(range(1, len(edits) + 1))
+    assert texts[0] == "v0"
+    assert sorted([*texts, final]) == sorted(["v0", *edits])
+
+
 async def test_only_the_sender_edits_and_recalled_messages_stay_recalled(
     world: World, client: httpx.AsyncClient
 ) -> None:

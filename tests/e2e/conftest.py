@@ -26,9 +26,11 @@ class Servers:
         self.data_dir = tmp_path / "data"
         self.started: list[ServerProcess] = []
 
-    def start(self, data_dir: Path | None = None, database_url: str = "") -> ServerProcess:
+    def start(
+        self, data_dir: Path | None = None, database_url: str = "", port: int = 0
+    ) -> ServerProcess:
         server = start_server(
-            data_dir or self.data_dir, database_url=database_url, log_dir=self.tmp_path
+            data_dir or self.data_dir, database_url=database_url, log_dir=self.tmp_path, port=port
         )
         self.started.append(server)
         return server

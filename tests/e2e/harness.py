@@ -189,13 +189,15 @@ def start_server(
     database_url: str = "",
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
+    port: int = 0,
 ) -> ServerProcess:
-    """Start `enclave serve --port 0`; return once it listens and /readyz answers 200."""
+    """Start `enclave serve --port PORT` (0: any free port); return once it listens and /readyz
+    answers 200."""
     deadline = time.monotonic() + START_TIMEOUT
     log_dir = log_dir or data_dir.parent
     log_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = log_dir / f"serve-{time.monotonic_ns()}.stderr"
-    args = [ENCLAVE, "serve", "--port", "0", *location_args(data_dir, database_url)]
+    args = [ENCLAVE, "serve", "--port", str(port), *location_args(data_dir, database_url)]
     with stderr_path.open("w") as stderr:
         proc = subprocess.Popen(
             args,

@@ -87,6 +87,7 @@ ERROR_CODES: dict[str, str] = {
     "last_owner": "The last owner cannot leave, be removed or be demoted.",
     "not_initialized": "No organization exists yet; run `enclave init` or `enclave serve`.",
     "method_not_allowed": "The HTTP method is not supported on this path.",
+    "http_error": "An HTTP error without a more specific code; the HTTP status says which.",
     "unavailable": "A dependency (such as the database) is unavailable.",
     "websocket_required": "GET /api/v1/ws must be a WebSocket upgrade.",
     "bad_frame": "A WebSocket frame is not valid JSON or not a known frame (see docs/protocol.md).",

@@ -37,7 +37,7 @@ async def serve(ctx: Context, sock: socket.socket, stop: asyncio.Event) -> None:
         app,
         handle_signals=False,
         access_log=logging.getLogger("enclave.access") if ctx.config.server.access_log else None,
-        shutdown_timeout=5.0,
+        shutdown_timeout=3.0,
     )
     await runner.setup()
     site = web.SockSite(runner, sock, backlog=4096)
@@ -45,5 +45,6 @@ async def serve(ctx: Context, sock: socket.socket, stop: asyncio.Event) -> None:
     try:
         await stop.wait()
     finally:
-        await hub.close()
-        await runner.cleanup()
+        await site.stop()  # no new connections
+        await hub.close()  # close every socket with 1001: clients resume elsewhere
+        await runner.cleanup()  # in-flight requests get up to 3 s

@@ -78,7 +78,7 @@ async def bootstrap(ctx: Context) -> Bootstrap | None:
 
 async def login(ctx: Context, username: str, password: str, user_agent: str = "") -> LoginResult:
     """Check a password and open a session; wrong name and wrong password look the same."""
-    name = username.strip().lower()
+    name = username.strip(" \t\r\n").lower()
     found = (
         await ctx.db.read(lambda tx: store.user_with_hash(tx, name)) if _plausible(name) else None
     )
@@ -276,7 +276,7 @@ def _plausible(username: str) -> bool:
 def _by_name(tx: Tx, username: str) -> User | None:
     if not _plausible(username):
         return None
-    found = store.user_with_hash(tx, username.strip().lower())
+    found = store.user_with_hash(tx, username.strip(" \t\r\n").lower())
     return found[0] if found else None
 
 

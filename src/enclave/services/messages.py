@@ -131,6 +131,8 @@ async def edit(ctx: Context, actor: User, message_id: str, text: str) -> Message
     body = validate.message_text(text, ctx.config.limits.message_max_chars)
 
     def work(ch: Changes) -> Message:
+        if is_valid_id(message_id):
+            store.lock(ch.tx, message_id)  # then read the text that this edit replaces
         msg, conv, _ = gates.message(ch.tx, actor, message_id, ConvAction.POST)
         if msg.sender_id != actor.id:
             raise Forbidden("forbidden", "only the sender may edit a message")

@@ -159,6 +159,12 @@ def reactions_of(tx: Tx, message_id: MessageId) -> tuple[ReactionSummary, ...]:
     return _reactions_of(tx, message_id)
 
 
+def lock(tx: Tx, message_id: str) -> None:
+    """Take the message's row lock until commit (a no-op update; portable to both backends), so
+    that concurrent edits of one message run one after the other and each sees the last text."""
+    tx.execute("UPDATE messages SET reply_count = reply_count WHERE id = ?", (message_id,))
+
+
 def update_text(tx: Tx, message_id: MessageId, text: str, edited_at: int) -> None:
     tx.execute(
         "UPDATE messages SET text = ?, edited_at = ? WHERE id = ?", (text, edited_at, message_id)

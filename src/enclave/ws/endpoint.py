@@ -62,6 +62,7 @@ def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[we
 
     async def handle(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
+            timeout=1.0,  # how long a server-initiated close waits for the client's reply
             heartbeat=cfg.heartbeat_seconds,
             max_msg_size=cfg.max_frame_bytes,
             compress=False,
