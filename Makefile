@@ -11,6 +11,7 @@ DATA_DIR ?= data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -37,10 +38,14 @@ test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# S1-S5 of docs/performance.md: one server on CPU 0, the load generator on CPU 1 (several minutes).
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -159,3 +159,16 @@ def _auth(token: str) -> dict[str, str]:
 @pytest.fixture
 def world(ctx: Context, client: httpx.AsyncClient) -> World:
     return World(ctx, client)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test (such as a backend that was not reachable) fails the run."""
+    if not IN_CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        print(f"\n{len(skipped)} test(s) skipped, and CI=true allows no skips:")
+        for report in skipped[:20]:
+            print(f"  {report.nodeid}: {report.longrepr}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
