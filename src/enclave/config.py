@@ -112,6 +112,13 @@ class RealtimeConfig(_Section):
         description="Most events replayed for one conversation on resume; beyond it the client "
         "is told to re-sync that conversation through REST.",
     )
+    session_check_seconds: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="How often open sockets re-check their session (logout, expiry or "
+        "deactivation made by another process closes them within this time).",
+    )
     max_inflight_sends: int = Field(
         64, ge=1, le=10000, description="Sends one connection may have awaiting the database."
     )

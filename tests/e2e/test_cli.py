@@ -13,8 +13,19 @@ import httpx
 import psycopg
 import pytest
 
+from enclave_client.errors import Unauthenticated
+from enclave_client.stream import EventStream
 from tests.e2e.conftest import Servers
-from tests.e2e.harness import bearer, describe, enclave, error_code, location_args, login
+from tests.e2e.harness import (
+    bearer,
+    describe,
+    enclave,
+    error_code,
+    location_args,
+    login,
+    start_server,
+)
+from tests.e2e.test_acceptance import create_person, take_over_owner
 
 pytestmark = pytest.mark.e2e
 
@@ -198,3 +209,28 @@ async def test_bad_configuration_names_the_option(tmp_path: Path) -> None:
         assert "listening" not in result.stdout, describe(result)
     assert not data_dir.exists(), "a command with a bad configuration created the data directory"
     refused(not_initialized, "not_initialized", "enclave init")
+
+
+async def test_deactivation_from_the_cli_closes_the_users_open_socket(tmp_path: Path) -> None:
+    """The CLI is another process: the server notices within realtime.session_check_seconds."""
+    data = tmp_path / "data"
+    server = start_server(data, env={"ENCLAVE_REALTIME_SESSION_CHECK_SECONDS": "1"})
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url) as client:
+            assert server.one_time_password is not None
+            owner = await take_over_owner(client, server.one_time_password)
+            bob = await create_person(client, owner, "bob")
+        token = bob.headers["Authorization"].removeprefix("Bearer ")
+        async with EventStream(server.base_url, token) as stream:
+            await stream.wait_synced()
+            result = await enclave("users", "deactivate", "bob", *location_args(data))
+            assert result.returncode == 0, describe(result)
+
+            async def until_closed() -> None:
+                async for _ in stream:
+                    pass
+
+            with pytest.raises(Unauthenticated):
+                await asyncio.wait_for(until_closed(), 10)
+    finally:
+        server.stop()

@@ -26,7 +26,7 @@ from enclave.domain.signals import (
 )
 from enclave.realtime.connection import CloseCode, Connection
 from enclave.realtime.frames import event_frame, ws_frame
-from enclave.services import sync
+from enclave.services import accounts, sync
 from enclave.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,26 @@ class Hub:
 
     def start(self) -> None:
         self._unsubscribe = self._ctx.bus.subscribe(self.on_signal)
+        self.spawn(self._recheck_sessions())
+
+    async def _recheck_sessions(self) -> None:
+        """Close sockets whose session ended without a signal reaching this node."""
+        interval = self._ctx.config.realtime.session_check_seconds
+        while True:
+            await asyncio.sleep(interval)
+            conns = [c for cs in self._by_user.values() for c in cs]
+            if not conns:
+                continue
+            try:
+                valid = await accounts.live_sessions(
+                    self._ctx, list({c.token_hash for c in conns})
+                )
+            except Exception:
+                log.exception("session re-check failed; trying again later")
+                continue
+            for conn in conns:
+                if conn.token_hash not in valid:
+                    conn.drop(CloseCode.SESSION_REVOKED, "session ended")
 
     async def close(self) -> None:
         if self._unsubscribe is not None:

@@ -126,6 +126,29 @@ async def authenticate(
     return Authenticated(user=user, token_hash=digest)
 
 
+async def live_sessions(ctx: Context, token_hashes: list[bytes]) -> set[bytes]:
+    """Which of these sessions of open WebSockets are still valid (not logged out, not expired,
+    account active); the valid ones count as used. Sockets are re-checked with this so that a
+    change made by another process (the CLI) or plain expiry also ends them."""
+    idle_ms = ctx.config.auth.session_idle_minutes * 60_000
+
+    def work(ch: Changes) -> set[bytes]:
+        valid = set()
+        for digest in token_hashes:
+            found = store.session_user(ch.tx, digest)
+            if found is None:
+                continue
+            session, user = found
+            fresh = ch.now < session.expires_at and ch.now - session.last_used_at < idle_ms
+            if fresh and user.is_active and not user.must_change_password:
+                valid.add(digest)
+                if ch.now - session.last_used_at >= _TOUCH_EVERY_MS:
+                    store.touch_session(ch.tx, digest, ch.now)
+        return valid
+
+    return await write(ctx, work)
+
+
 async def logout(ctx: Context, auth: Authenticated) -> None:
     await write(ctx, lambda ch: store.delete_session(ch.tx, auth.token_hash))
     await ctx.bus.publish(SessionsRevoked(auth.user.id, auth.token_hash))
