@@ -63,9 +63,7 @@ class Hub:
             if not conns:
                 continue
             try:
-                valid = await accounts.live_sessions(
-                    self._ctx, list({c.token_hash for c in conns})
-                )
+                valid = await accounts.live_sessions(self._ctx, list({c.token_hash for c in conns}))
             except Exception:
                 log.exception("session re-check failed; trying again later")
                 continue
