@@ -34,14 +34,15 @@ class ServerConfig(_Section):
 class DatabaseConfig(_Section):
     url: str = Field(
         "",
-        description="Empty for SQLite in data_dir, or postgresql://user@host:port/dbname.",
+        description="Empty for SQLite at data_dir/enclave.db, sqlite:///PATH for another SQLite "
+        "file, or postgresql://user@host:port/dbname.",
     )
     sqlite_synchronous: Literal["full", "normal"] = Field(
         "full",
         description="full: every acknowledged write survives power loss; normal: it survives "
         "a process crash only.",
     )
-    pool_size: int = Field(8, ge=1, le=256, description="PostgreSQL connections per node.")
+    pool_size: int = Field(8, ge=1, le=256, description="PostgreSQL connections per process.")
     sqlite_readers: int = Field(2, ge=1, le=64, description="SQLite reader threads.")
 
     @field_validator("url")
@@ -76,7 +77,10 @@ class LimitsConfig(_Section):
     )
     page_max: int = Field(200, ge=1, le=1000, description="Largest `limit` for any list.")
     group_max_members: int = Field(
-        1000, ge=2, le=100000, description="Most members of a group chat or channel at creation."
+        1000,
+        ge=2,
+        le=100000,
+        description="Most members of a group chat or channel (creating, adding, joining).",
     )
 
 

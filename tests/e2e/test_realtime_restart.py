@@ -16,7 +16,7 @@ from tests.e2e.test_acceptance import Person, build_org
 
 pytestmark = pytest.mark.e2e
 
-PER_SENDER = 500
+PER_SENDER = 700
 
 
 def _free_port() -> int:

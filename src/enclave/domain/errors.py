@@ -91,7 +91,7 @@ ERROR_CODES: dict[str, str] = {
     "unavailable": "A dependency (such as the database) is unavailable.",
     "websocket_required": "GET /api/v1/ws must be a WebSocket upgrade.",
     "bad_frame": "A WebSocket frame is not valid JSON or not a known frame (see docs/protocol.md).",
-    "rate_limited": "Too many requests or frames; slow down (see Retry-After where given).",
+    "rate_limited": "Too many WebSocket frames on one connection; slow down.",
     "too_many_subscriptions": "A connection may watch the presence of at most 1000 people.",
     "internal_error": "An unexpected error; the server log has the request id.",
 }

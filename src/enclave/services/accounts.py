@@ -89,8 +89,16 @@ async def login(ctx: Context, username: str, password: str, user_agent: str = ""
     user = found[0]
     token = tokens.new_token()
     auth = ctx.config.auth
+    # Hashes made under older Argon2 settings are upgraded while the password is at hand.
+    upgraded = (
+        await ctx.cpu(ctx.passwords.hash, password)
+        if stored_hash and ctx.passwords.needs_rehash(stored_hash)
+        else None
+    )
 
     def work(ch: Changes) -> None:
+        if upgraded is not None:
+            store.replace_hash(ch.tx, user.id, stored_hash or "", upgraded)
         session = Session(
             token_hash=tokens.token_hash(token),
             user_id=user.id,

@@ -226,6 +226,8 @@ async def join(ctx: Context, actor: User, conv_id: str) -> ConversationSummary:
         if conv is not None and store.member(ch.tx, conv.id, actor.id) is not None:
             return _summary(ch.tx, actor, conv)  # already a member: nothing to do
         conv, _ = gates.conversation(ch.tx, actor, conv_id, ConvAction.JOIN)
+        if len(store.member_ids(ch.tx, conv.id)) >= ctx.config.limits.group_max_members:
+            raise InvalidInput("invalid_members", "the channel is full")
         store.add_member(ch.tx, Member(conv.id, actor.id, MemberRole.MEMBER, ch.now, 0))
         _joined(ch, conv, actor, [actor])
         return _summary(ch.tx, actor, store.by_id(ch.tx, conv.id) or conv)

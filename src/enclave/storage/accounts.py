@@ -121,6 +121,14 @@ def set_active(tx: Tx, user_id: UserId, active: bool) -> None:
     tx.execute("UPDATE users SET is_active = ? WHERE id = ?", (int(active), user_id))
 
 
+def replace_hash(tx: Tx, user_id: UserId, old_hash: str, new_hash: str) -> None:
+    """Swap a password hash for an equivalent one, unless the password changed meanwhile."""
+    tx.execute(
+        "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+        (new_hash, user_id, old_hash),
+    )
+
+
 def set_password(tx: Tx, user_id: UserId, new_hash: str, *, must_change: bool) -> None:
     tx.execute(
         "UPDATE users SET password_hash = ?, must_change_password = ? WHERE id = ?",
