@@ -4,20 +4,12 @@ read markers."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
 
 import httpx
 
+from tests.api.helpers import API, code, new_conv, people, send
 from tests.conftest import Person, World
-
-API = "/api/v1"
-
-
-async def people(world: World, *names: str) -> list[Person]:
-    """Accounts made side by side: password hashing dominates test set-up time."""
-    await world.owner()
-    return list(await asyncio.gather(*(world.person(n) for n in names)))
 
 
 async def create(
@@ -25,25 +17,6 @@ async def create(
 ) -> httpx.Response:
     body = {"kind": kind, "members": members, **extra}
     return await client.post(f"{API}/conversations", json=body, headers=who.headers)
-
-
-async def new_conv(
-    client: httpx.AsyncClient, who: Person, kind: str, members: list[str], **extra: Any
-) -> str:
-    resp = await create(client, who, kind, members, **extra)
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["id"])
-
-
-async def send(client: httpx.AsyncClient, who: Person, conv: str, text: str) -> dict[str, Any]:
-    resp = await client.post(
-        f"{API}/conversations/{conv}/messages",
-        json={"client_msg_id": secrets.token_hex(8), "text": text},
-        headers=who.headers,
-    )
-    assert resp.status_code == 201, resp.text
-    body: dict[str, Any] = resp.json()
-    return body
 
 
 async def get_conv(client: httpx.AsyncClient, who: Person, conv: str) -> httpx.Response:
@@ -77,10 +50,6 @@ class StepClock:
     def now_ms(self) -> int:
         self._now += 1000
         return self._now
-
-
-def code(resp: httpx.Response) -> tuple[int, str]:
-    return resp.status_code, str(resp.json()["error"]["code"])
 
 
 # -- DMs --------------------------------------------------------------------------------------

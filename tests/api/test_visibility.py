@@ -4,7 +4,6 @@ deactivated accounts stop working."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import weakref
 from dataclasses import dataclass
@@ -18,43 +17,8 @@ from enclave.domain.ids import OrgId, UserId, new_id
 from enclave.domain.models import Org, OrgRole, User
 from enclave.storage import accounts as account_store
 from enclave.storage.base import Tx
+from tests.api.helpers import API, code, new_conv, people, send
 from tests.conftest import TEST_PASSWORD, Person, World
-
-API = "/api/v1"
-
-
-async def people(world: World, *names: str) -> list[Person]:
-    """Accounts made side by side: password hashing dominates test set-up time."""
-    await world.owner()
-    return list(await asyncio.gather(*(world.person(n) for n in names)))
-
-
-async def new_conv(
-    client: httpx.AsyncClient, who: Person, kind: str, members: list[str], **extra: Any
-) -> str:
-    resp = await client.post(
-        f"{API}/conversations",
-        json={"kind": kind, "members": members, **extra},
-        headers=who.headers,
-    )
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["id"])
-
-
-async def send(
-    client: httpx.AsyncClient, who: Person, conv: str, text: str, *, root: str | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"client_msg_id": secrets.token_hex(8), "text": text}
-    if root is not None:
-        body["thread_root_id"] = root
-    resp = await client.post(f"{API}/conversations/{conv}/messages", json=body, headers=who.headers)
-    assert resp.status_code == 201, resp.text
-    sent: dict[str, Any] = resp.json()
-    return sent
-
-
-def code(resp: httpx.Response) -> tuple[int, str]:
-    return resp.status_code, str(resp.json()["error"]["code"])
 
 
 @dataclass(frozen=True)
