@@ -35,6 +35,7 @@ run: install
 	$(BIN)/enclave serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 test: install
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: install

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from enclave.api import schemas as s
 from enclave.api.deps import Actor, Ctx, Session
@@ -45,6 +46,22 @@ async def me(session: Session) -> dict[str, Any]:
 async def change_password(body: s.PasswordChangeIn, ctx: Ctx, session: Session) -> Response:
     """Change your password; your other sessions are signed out."""
     await accounts.change_password(ctx, session, body.current_password, body.new_password)
+    return Response(status_code=204)
+
+
+@router.get("/users/me/sessions", response_model=s.SessionList, tags=["users"])
+async def my_sessions(ctx: Ctx, session: Session) -> dict[str, Any]:
+    """Your open sessions (devices), most recently used first."""
+    found = await accounts.my_sessions(ctx, session)
+    return {"sessions": [dataclasses.asdict(x) for x in found]}
+
+
+@router.delete("/users/me/sessions/{session_id}", status_code=204, tags=["users"])
+async def revoke_session(
+    session_id: Annotated[str, Path(max_length=64)], ctx: Ctx, session: Session
+) -> Response:
+    """Sign out one of your sessions; its live connections close."""
+    await accounts.revoke_session(ctx, session, session_id)
     return Response(status_code=204)
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from enclave.api import schemas as s
 from enclave.api.deps import Ctx
 from enclave.api.errors import error_response
+from enclave.domain.errors import NotFound
 from enclave.storage.base import StorageUnavailable
 
 router = APIRouter(tags=["system"])
@@ -33,6 +34,15 @@ async def readyz(ctx: Ctx) -> JSONResponse:
     except StorageUnavailable:
         return error_response(503, "unavailable", "the database is unreachable")
     return JSONResponse({"status": "ok"})
+
+
+@router.get("/", include_in_schema=False)
+async def web_client() -> HTMLResponse:
+    """The web client's page; its scripts and styles are under /static/app/."""
+    index = resources.files("enclave.web") / "static" / "app" / "index.html"
+    if not index.is_file():
+        raise NotFound("page")
+    return HTMLResponse(index.read_text("utf-8"), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/api/docs", include_in_schema=False)

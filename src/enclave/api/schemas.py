@@ -67,6 +67,18 @@ class PasswordChangeIn(_In):
     new_password: str = Field(max_length=1024)
 
 
+class SessionOut(_Out):
+    id: str
+    user_agent: str
+    created_at: int
+    last_used_at: int
+    current: bool = Field(description="True for the session making this request.")
+
+
+class SessionList(_Out):
+    sessions: list[SessionOut]
+
+
 class UserCreateIn(_In):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)

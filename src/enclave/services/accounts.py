@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from enclave.crypto import tokens
@@ -155,6 +156,51 @@ async def live_sessions(ctx: Context, token_hashes: list[bytes]) -> set[bytes]:
         return valid
 
     return await write(ctx, work)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One of the caller's sessions, as they may see it (never the token or its hash)."""
+
+    id: str
+    user_agent: str
+    created_at: int
+    last_used_at: int
+    current: bool
+
+
+def _public_session_id(token_hash: bytes) -> str:
+    # Derived from the stored hash, not the hash itself: the lookup key never leaves the server.
+    return hashlib.sha256(b"session-id:" + token_hash).hexdigest()[:24]
+
+
+async def my_sessions(ctx: Context, auth: Authenticated) -> list[SessionInfo]:
+    """The caller's open sessions, most recently used first."""
+    found = await ctx.db.read(lambda tx: store.user_sessions(tx, auth.user.id))
+    return [
+        SessionInfo(
+            id=_public_session_id(s.token_hash),
+            user_agent=agent,
+            created_at=s.created_at,
+            last_used_at=s.last_used_at,
+            current=s.token_hash == auth.token_hash,
+        )
+        for s, agent in found
+    ]
+
+
+async def revoke_session(ctx: Context, auth: Authenticated, session_id: str) -> None:
+    """End one of the caller's own sessions (its live sockets close too)."""
+
+    def work(ch: Changes) -> bytes:
+        for session, _ in store.user_sessions(ch.tx, auth.user.id):
+            if _public_session_id(session.token_hash) == session_id:
+                store.delete_session(ch.tx, session.token_hash)
+                return session.token_hash
+        raise NotFound("session")
+
+    digest = await write(ctx, work)
+    await ctx.bus.publish(SessionsRevoked(auth.user.id, digest))
 
 
 async def logout(ctx: Context, auth: Authenticated) -> None:

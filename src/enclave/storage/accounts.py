@@ -186,3 +186,24 @@ def delete_user_sessions(tx: Tx, user_id: UserId, *, keep: bytes | None = None) 
     return tx.execute(
         "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?", (user_id, keep or b"")
     )
+
+
+def user_sessions(tx: Tx, user_id: UserId) -> list[tuple[Session, str]]:
+    """A user's sessions with their user agents, most recently used first."""
+    return [
+        (
+            Session(
+                token_hash=bytes(r["token_hash"]),
+                user_id=UserId(r["user_id"]),
+                created_at=r["created_at"],
+                last_used_at=r["last_used_at"],
+                expires_at=r["expires_at"],
+            ),
+            r["user_agent"],
+        )
+        for r in tx.fetchall(
+            "SELECT token_hash, user_id, created_at, last_used_at, expires_at, user_agent"
+            " FROM sessions WHERE user_id = ? ORDER BY last_used_at DESC",
+            (user_id,),
+        )
+    ]
