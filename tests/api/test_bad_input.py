@@ -672,7 +672,13 @@ async def test_every_operation_needs_a_valid_token(
         if op.get("security")
     ]
     assert len(ops) > 25  # the document really lists the API
-    ids = {"conv_id": scene.conv, "message_id": scene.msg, "user_id": scene.bob.id, "emoji": "👍"}
+    ids = {
+        "conv_id": scene.conv,
+        "message_id": scene.msg,
+        "user_id": scene.bob.id,
+        "emoji": "👍",
+        "session_id": "0" * 24,
+    }
     for name, credentials in BAD_CREDENTIALS.items():
         for method, path in ops:
             await refused(
