@@ -7,6 +7,9 @@ locally, and fail when CI=true (a skipped backend is a failure in CI).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -172,3 +175,43 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for report in skipped[:20]:
             print(f"  {report.nodeid}: {report.longrepr}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Long enough for bursts of CPU work on a loaded CI machine; short enough to catch a blocking
+# call (a synchronous database query, a sleep, password hashing on the loop).
+BLOCKED_LOOP = 1.0
+
+
+class _SlowCallbacks(logging.Handler):
+    """Collects asyncio's debug-mode reports of callbacks that held the loop too long."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing ") and " took " in message:
+            self.reports.append(message)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail an in-process test if, while it runs, anything blocks the event loop for more than
+    BLOCKED_LOOP seconds (asyncio debug mode, switched on in pyproject.toml, reports it). Set-up
+    work (building the app) is not counted; tests of real processes or a browser opt out, since
+    they wait on a subprocess on purpose."""
+    if item.get_closest_marker("e2e") or item.get_closest_marker("web"):
+        return (yield)
+    handler = _SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    with contextlib.suppress(RuntimeError):
+        asyncio.get_event_loop_policy().get_event_loop().slow_callback_duration = BLOCKED_LOOP
+    try:
+        result = yield
+    finally:
+        logger.removeHandler(handler)
+    if handler.reports:
+        pytest.fail("the event loop was blocked:\n" + "\n".join(handler.reports[:5]))
+    return result
