@@ -1,0 +1,101 @@
+// REST client: JSON in and out, bearer token from localStorage, errors as ApiError with the
+// server's stable code (clients branch on codes, never on messages; see docs/errors.md).
+
+const TOKEN_KEY = "enclave.token";
+const BASE = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let token = localStorage.getItem(TOKEN_KEY);
+// Set by main.js: what to do when the session is gone (401) or a new password is required.
+const hooks = { authLost: () => {}, passwordChange: () => {} };
+
+export function setHooks(h) {
+  Object.assign(hooks, h);
+}
+
+export function getToken() {
+  return token;
+}
+
+export function setToken(value) {
+  token = value;
+  if (value) localStorage.setItem(TOKEN_KEY, value);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+export async function request(method, path, body, { quiet = false } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(BASE + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit", // bearer tokens only: no cookies, so no CSRF surface
+      cache: "no-store",
+    });
+  } catch (err) {
+    throw new ApiError(0, "network", String(err));
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    const code = data?.error?.code || "http_error";
+    const error = new ApiError(res.status, code, data?.error?.message);
+    if (!quiet && res.status === 401 && path !== "/auth/login") hooks.authLost(error);
+    if (!quiet && code === "password_change_required") hooks.passwordChange(error);
+    throw error;
+  }
+  return data;
+}
+
+const q = (params) => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") s.set(k, v);
+  const str = s.toString();
+  return str ? `?${str}` : "";
+};
+const enc = encodeURIComponent;
+
+export const api = {
+  login: (username, password) => request("POST", "/auth/login", { username, password }),
+  logout: () => request("POST", "/auth/logout", undefined, { quiet: true }),
+  me: () => request("GET", "/users/me"),
+  changePassword: (current_password, new_password) =>
+    request("POST", "/users/me/password", { current_password, new_password }),
+  users: (after = "", limit = 1000) => request("GET", `/users${q({ after, limit })}`),
+  user: (id) => request("GET", `/users/${enc(id)}`),
+  sessions: () => request("GET", "/users/me/sessions"),
+  revokeSession: (id) => request("DELETE", `/users/me/sessions/${enc(id)}`),
+
+  conversations: () => request("GET", "/conversations"),
+  conversation: (id) => request("GET", `/conversations/${enc(id)}`),
+  createConversation: (body) => request("POST", "/conversations", body),
+  channels: (after = "") => request("GET", `/channels${q({ after, limit: 200 })}`),
+  join: (id) => request("POST", `/conversations/${enc(id)}/join`),
+  members: (id, after = "") => request("GET", `/conversations/${enc(id)}/members${q({ after, limit: 1000 })}`),
+  markRead: (id, seq) => request("POST", `/conversations/${enc(id)}/read`, { seq }),
+
+  messages: (id, { before_seq, after_seq, limit = 50, include_replies = false } = {}) =>
+    request("GET", `/conversations/${enc(id)}/messages${q({ before_seq, after_seq, limit, include_replies })}`),
+  send: (id, body) => request("POST", `/conversations/${enc(id)}/messages`, body),
+  edit: (mid, text) => request("PATCH", `/messages/${enc(mid)}`, { text }),
+  recall: (mid) => request("DELETE", `/messages/${enc(mid)}`),
+  thread: (mid, after_seq = 0) => request("GET", `/messages/${enc(mid)}/thread${q({ after_seq, limit: 1000 })}`),
+  react: (mid, emoji) => request("PUT", `/messages/${enc(mid)}/reactions/${enc(emoji)}`),
+  unreact: (mid, emoji) => request("DELETE", `/messages/${enc(mid)}/reactions/${enc(emoji)}`),
+};

@@ -1,0 +1,72 @@
+"""axe-core (vendored in tests/web/vendor/) finds no serious or critical violation on the login
+and conversation screens, on desktop and phone, in both languages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.web.conftest import Org, Web
+from tests.web.ui import message, open_conversation, post_message, send, unique
+
+pytestmark = [pytest.mark.web, pytest.mark.asyncio(loop_scope="session")]
+
+AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text("utf-8")
+BLOCKING = ("serious", "critical")
+
+RUN_AXE = """async () => {
+    const result = await axe.run(document, {resultTypes: ['violations']});
+    return result.violations.map(v => ({
+        id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+        nodes: v.nodes.map(n => ({target: n.target, html: n.html, summary: n.failureSummary})),
+    }));
+}"""
+
+
+async def violations(page: Page, screen: str) -> list[dict[str, Any]]:
+    """Run axe on the page as it is now; print every violation; return the blocking ones."""
+    # The page's CSP forbids injected <script> tags; evaluate() runs outside the page's CSP.
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        await page.evaluate(AXE_SOURCE)
+    found: list[dict[str, Any]] = await page.evaluate(RUN_AXE)
+    for v in found:
+        print(f"[{screen}] {v['impact']}: {v['id']} ({v['help']}) on {len(v['nodes'])} node(s)")
+    return [v for v in found if v["impact"] in BLOCKING]
+
+
+def describe(problems: dict[str, list[dict[str, Any]]]) -> str:
+    return json.dumps(problems, indent=1, ensure_ascii=False)[:20_000]
+
+
+async def test_login_screen_has_no_serious_violations(web: Web, org: Org) -> None:
+    problems = {}
+    for locale, phone in (("en-US", False), ("zh-CN", True)):
+        session = await web.open(locale=locale, phone=phone, name=f"login-{locale}")
+        problems[f"login {locale}"] = await violations(session.page, f"login {locale}")
+
+        login = session.page.get_by_test_id("login-form")  # and with its error shown
+        await login.locator("input[name=username]").fill("nobody")
+        await login.locator("input[name=password]").fill("wrong password")
+        await login.locator("input[name=password]").press("Enter")
+        await expect(session.page.get_by_test_id("login-error")).to_be_visible()
+        problems[f"login error {locale}"] = await violations(session.page, f"error {locale}")
+    assert not any(problems.values()), describe(problems)
+
+
+async def test_conversation_screen_has_no_serious_violations(web: Web, org: Org) -> None:
+    for text in ("Morning! Is the build green?", "早上好，构建通过了吗？"):
+        await post_message(org.base_url, org.bob, org.group.id, text)
+    problems = {}
+    for locale, phone in (("en-US", False), ("zh-CN", True)):
+        session = await web.open(org.alice, locale=locale, phone=phone, name=f"conv-{locale}")
+        page = session.page
+        await open_conversation(page, org.group.id)
+        mine = unique("Yes, all green")
+        await send(page, mine)
+        await expect(message(page, "Is the build green?")).to_have_count(1)
+        problems[f"conversation {locale}"] = await violations(page, f"conversation {locale}")
+    assert not any(problems.values()), describe(problems)
