@@ -46,7 +46,7 @@ class EnclaveError(Exception):
 
 
 class ValidationFailed(EnclaveError):
-    """The request was malformed or a value broke a rule (400, 413, 422)."""
+    """The request was malformed or a value broke a rule (400, 413, 415, 422)."""
 
 
 class Unauthenticated(EnclaveError):
@@ -143,6 +143,7 @@ _BY_STATUS: dict[int, type[EnclaveError]] = {
     404: NotFound,
     409: Conflict,
     413: ValidationFailed,
+    415: ValidationFailed,
     422: ValidationFailed,
     429: RateLimited,
 }
