@@ -58,6 +58,16 @@ def server(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         "ENCLAVE_AUTH_ARGON2_MEMORY_KIB": "19456",
         "ENCLAVE_REALTIME_RATE_PER_SECOND": "100000",
         "ENCLAVE_REALTIME_RATE_BURST": "1000000",
+        # The load generator is one address and few users: request limits would measure
+        # themselves rather than the server.
+        "ENCLAVE_LIMITS_IP_PER_SECOND": "1000000",
+        "ENCLAVE_LIMITS_IP_BURST": "10000000",
+        "ENCLAVE_LIMITS_USER_PER_SECOND": "1000000",
+        "ENCLAVE_LIMITS_USER_BURST": "10000000",
+        "ENCLAVE_LIMITS_LOGIN_PER_MINUTE": "1000000",
+        "ENCLAVE_LIMITS_LOGIN_BURST": "10000000",
+        "ENCLAVE_LIMITS_SEND_PER_SECOND": "1000000",
+        "ENCLAVE_LIMITS_SEND_BURST": "10000000",
         "ENCLAVE_SERVER_LOG_LEVEL": "warning",
     }
     cmd = [

@@ -42,6 +42,8 @@ def toml_literal(value: Any) -> str:
     if isinstance(value, str | Path):
         text = str(value).replace("\\", "\\\\").replace('"', '\\"')
         return f'"{text}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_literal(item) for item in value) + "]"
     raise TypeError(f"no TOML spelling for {value!r}")
 
 
@@ -64,6 +66,8 @@ def type_text(field: FieldInfo) -> str:
     annotation = field.annotation
     if typing.get_origin(annotation) is typing.Literal:
         return "one of " + ", ".join(f"`{toml_literal(v)}`" for v in typing.get_args(annotation))
+    if typing.get_origin(annotation) is list and typing.get_args(annotation) == (str,):
+        return "list of strings"
     names = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}
     name = names[annotation] if isinstance(annotation, type) and annotation in names else None
     if name is None:

@@ -30,8 +30,24 @@ PG_URL = os.environ.get("ENCLAVE_TEST_POSTGRES_URL", "postgresql://postgres@127.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_PASSWORD = "correct horse battery staple"
 
-# The cheapest Argon2id settings the configuration accepts: fast tests, same code path.
-FAST_AUTH = {"auth.argon2_time_cost": 2, "auth.argon2_memory_kib": 19456}
+# The cheapest Argon2id settings the configuration accepts: fast tests, same code path. Tests
+# make many requests quickly from one address, so the rate limits and the login lockout are set
+# out of reach here; tests/api/test_abuse.py tightens them where they are the subject.
+FAST_AUTH: dict[str, Any] = {
+    "auth.argon2_time_cost": 2,
+    "auth.argon2_memory_kib": 19456,
+    "auth.lockout_failures": 1_000_000,
+    "auth.lockout_ip_failures": 1_000_000,
+    "auth.lockout_account_failures": 10_000_000,
+    "limits.ip_per_second": 1_000_000,
+    "limits.ip_burst": 10_000_000,
+    "limits.user_per_second": 1_000_000,
+    "limits.user_burst": 10_000_000,
+    "limits.login_per_minute": 1_000_000,
+    "limits.login_burst": 10_000_000,
+    "limits.send_per_second": 1_000_000,
+    "limits.send_burst": 10_000_000,
+}
 
 
 def _postgres_available() -> str | None:

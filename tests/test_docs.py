@@ -249,7 +249,7 @@ def test_the_scan_finds_codes() -> None:
     for code in ("weak_password", "not_found", "invalid_json", "bad_frame", "websocket_required"):
         assert code in found, code
     assert found["not_a_member"] == {403}
-    assert found["rate_limited"] == {WS}
+    assert found["rate_limited"] == {WS, 429}
 
 
 def test_every_raised_code_is_in_error_codes() -> None:

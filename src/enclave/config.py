@@ -8,13 +8,14 @@ docs/config.md, and a test checks that the two agree.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -29,6 +30,33 @@ class ServerConfig(_Section):
         "info", description="Lowest log level written."
     )
     access_log: bool = Field(False, description="Log one line per HTTP request.")
+    trusted_proxies: list[str] = Field(
+        [],
+        description="Networks (CIDR, e.g. 10.0.0.0/8; comma-separated in the environment) of "
+        "TLS-terminating reverse proxies in front of Enclave. Setting it allows plain HTTP on a "
+        "non-loopback address, and X-Forwarded-For is believed only from these peers.",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: "a/8, b/16" or a TOML-style list
+            text = value.strip()
+            if text.startswith("["):
+                return tomllib.loads(f"v = {text}")["v"]
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return networks
 
 
 class DatabaseConfig(_Section):
@@ -66,6 +94,45 @@ class AuthConfig(_Section):
         65536, ge=19456, le=4 * 1024 * 1024, description="Argon2id memory per hash, KiB."
     )
     argon2_parallelism: int = Field(1, ge=1, le=16, description="Argon2id lanes.")
+    # Login lockout (services/lockout.py, docs/config.md): per (account, address) pair, per
+    # address, and a per-account lock that addresses with a recent successful login are exempt from.
+    lockout_failures: int = Field(
+        5,
+        ge=1,
+        le=1_000_000,
+        description="Failed logins for one account from one address before that pair is locked.",
+    )
+    lockout_ip_failures: int = Field(
+        20,
+        ge=1,
+        le=1_000_000,
+        description="Failed logins from one address (any account) before the address is locked.",
+    )
+    lockout_account_failures: int = Field(
+        100,
+        ge=1,
+        le=10_000_000,
+        description="Failed logins for one account from all addresses before the account is "
+        "locked for every address without a recent successful login.",
+    )
+    lockout_window_minutes: int = Field(
+        60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="A failure counter starts again after this long without a failure.",
+    )
+    lockout_base_seconds: int = Field(
+        30, ge=1, le=86_400, description="First lockout delay; doubles per further failure."
+    )
+    lockout_max_seconds: int = Field(
+        900, ge=1, le=86_400, description="Longest lockout delay (the doubling stops here)."
+    )
+    lockout_trusted_days: int = Field(
+        30,
+        ge=0,
+        le=365,
+        description="How long a successful login exempts its address from the per-account lock.",
+    )
 
 
 class LimitsConfig(_Section):
@@ -82,6 +149,23 @@ class LimitsConfig(_Section):
         le=100000,
         description="Most members of a group chat or channel (creating, adding, joining).",
     )
+    # Request rate limits (token buckets); refused with 429 `rate_limited` and Retry-After.
+    ip_per_second: float = Field(
+        50.0, gt=0, le=1_000_000, description="Sustained REST requests per second per address."
+    )
+    ip_burst: int = Field(200, ge=1, le=10_000_000, description="REST burst per address.")
+    user_per_second: float = Field(
+        20.0, gt=0, le=1_000_000, description="Sustained REST requests per second per user."
+    )
+    user_burst: int = Field(100, ge=1, le=10_000_000, description="REST burst per user.")
+    login_per_minute: float = Field(
+        10.0, gt=0, le=1_000_000, description="Login attempts per minute per address."
+    )
+    login_burst: int = Field(10, ge=1, le=10_000_000, description="Login burst per address.")
+    send_per_second: float = Field(
+        10.0, gt=0, le=1_000_000, description="Messages sent per second per user (REST)."
+    )
+    send_burst: int = Field(30, ge=1, le=10_000_000, description="Message send burst per user.")
 
 
 class RealtimeConfig(_Section):
@@ -128,6 +212,34 @@ class RealtimeConfig(_Section):
     )
 
 
+class TlsConfig(_Section):
+    cert_file: str = Field(
+        "",
+        description="PEM file with the server certificate followed by its intermediates; "
+        "empty: none. Set it together with tls.key_file to serve HTTPS and WSS.",
+    )
+    key_file: str = Field(
+        "", description="PEM file with the private key of tls.cert_file; empty: none."
+    )
+    self_signed: bool = Field(
+        False,
+        description="For trials: without tls.cert_file, serve HTTPS with a self-signed "
+        "certificate generated on first start into data_dir/tls/ (its SHA-256 fingerprint is "
+        "printed at start).",
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("tls.cert_file and tls.key_file must be set together")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """HTTPS is served: from certificate files, or else a self-signed certificate."""
+        return bool(self.cert_file) or self.self_signed
+
+
 class OrgConfig(_Section):
     name: str = Field(
         "My Organization", min_length=1, max_length=100, description="Name of the first org."
@@ -143,6 +255,7 @@ class Config(_Section):
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
     realtime: RealtimeConfig = RealtimeConfig()
+    tls: TlsConfig = TlsConfig()
     org: OrgConfig = OrgConfig()
 
     def sqlite_path(self) -> Path:
@@ -166,6 +279,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "auth": AuthConfig,
     "limits": LimitsConfig,
     "realtime": RealtimeConfig,
+    "tls": TlsConfig,
     "org": OrgConfig,
 }
 

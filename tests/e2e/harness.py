@@ -11,10 +11,12 @@ import os
 import queue
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,14 +26,30 @@ import pytest
 
 ENCLAVE = str(Path(sys.executable).with_name("enclave"))
 
-# The cheapest Argon2id settings the configuration accepts: fast tests, same code path.
-FAST_ENV = {"ENCLAVE_AUTH_ARGON2_TIME_COST": "2", "ENCLAVE_AUTH_ARGON2_MEMORY_KIB": "19456"}
+# The cheapest Argon2id settings the configuration accepts: fast tests, same code path. The
+# tests log in and call the API often from one address, so the rate limits and the login lockout
+# are out of reach (tests/api/test_abuse.py covers them).
+FAST_ENV = {
+    "ENCLAVE_AUTH_ARGON2_TIME_COST": "2",
+    "ENCLAVE_AUTH_ARGON2_MEMORY_KIB": "19456",
+    "ENCLAVE_AUTH_LOCKOUT_FAILURES": "1000000",
+    "ENCLAVE_AUTH_LOCKOUT_IP_FAILURES": "1000000",
+    "ENCLAVE_LIMITS_IP_PER_SECOND": "1000000",
+    "ENCLAVE_LIMITS_IP_BURST": "10000000",
+    "ENCLAVE_LIMITS_USER_PER_SECOND": "1000000",
+    "ENCLAVE_LIMITS_USER_BURST": "10000000",
+    "ENCLAVE_LIMITS_LOGIN_PER_MINUTE": "1000000",
+    "ENCLAVE_LIMITS_LOGIN_BURST": "10000000",
+    "ENCLAVE_LIMITS_SEND_PER_SECOND": "1000000",
+    "ENCLAVE_LIMITS_SEND_BURST": "10000000",
+}
 
 START_TIMEOUT = 30.0  # seconds from spawn to a ready /readyz
 STOP_TIMEOUT = 5.0  # seconds from SIGTERM to exit
 CLI_TIMEOUT = 60.0
 
-_LISTENING = re.compile(r"^Enclave \S+ listening on (http://127\.0\.0\.1:(\d+))$")
+_LISTENING = re.compile(r"^Enclave \S+ listening on (https?)://(127\.0\.0\.1|0\.0\.0\.0):(\d+)$")
+_FINGERPRINT = re.compile(r"^TLS certificate SHA-256: ([0-9A-F:]+)$")
 _ONE_TIME_PASSWORD = re.compile(r"^\s*One-time password:\s+(\S+)\s*$")
 
 
@@ -91,6 +109,8 @@ class ServerProcess:
     base_url: str = ""
     port: int = 0
     one_time_password: str | None = None
+    ca_file: Path | None = None  # the CA (or self-signed certificate) to trust over https
+    tls_fingerprint: str | None = None  # from "TLS certificate SHA-256: ..." at start
     stdout_lines: list[str] = field(default_factory=list)
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
     _reader: threading.Thread | None = None
@@ -124,14 +144,22 @@ class ServerProcess:
                 self._fail(f"exited with status {self.proc.returncode} before listening")
             if found := _ONE_TIME_PASSWORD.match(line):
                 self.one_time_password = found.group(1)
+            if found := _FINGERPRINT.match(line.rstrip("\n")):
+                self.tls_fingerprint = found.group(1)
             if found := _LISTENING.match(line.rstrip("\n")):
-                self.base_url = found.group(1)
-                self.port = int(found.group(2))
+                self.port = int(found.group(3))  # on 0.0.0.0 too, the test connects to loopback
+                self.base_url = f"{found.group(1)}://127.0.0.1:{self.port}"
                 return
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify=` for this server: trust `ca_file` over https."""
+        if self.ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def _wait_until_ready(self, deadline: float) -> None:
         last = "no answer"
-        with httpx.Client(base_url=self.base_url, timeout=5.0) as client:
+        with httpx.Client(base_url=self.base_url, timeout=5.0, verify=self.verify()) as client:
             # Scripts connect as soon as they read the listening line: it must be true already.
             try:
                 alive = client.get("/healthz")
@@ -190,14 +218,24 @@ def start_server(
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
     port: int = 0,
+    extra_args: Sequence[str] = (),
+    ca_file: Path | None = None,
 ) -> ServerProcess:
-    """Start `enclave serve --port PORT` (0: any free port); return once it listens and /readyz
-    answers 200."""
+    """Start `enclave serve --port PORT EXTRA_ARGS...` (0: any free port); return once it
+    listens and /readyz answers 200. Over https, `ca_file` is the certificate to trust; for a
+    self-signed server it is data_dir/tls/self-signed.crt, written before the listening line."""
     deadline = time.monotonic() + START_TIMEOUT
     log_dir = log_dir or data_dir.parent
     log_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = log_dir / f"serve-{time.monotonic_ns()}.stderr"
-    args = [ENCLAVE, "serve", "--port", str(port), *location_args(data_dir, database_url)]
+    args = [
+        ENCLAVE,
+        "serve",
+        "--port",
+        str(port),
+        *location_args(data_dir, database_url),
+        *extra_args,
+    ]
     with stderr_path.open("w") as stderr:
         proc = subprocess.Popen(
             args,
@@ -208,7 +246,7 @@ def start_server(
             bufsize=1,
             env=cli_env(env),
         )
-    server = ServerProcess(proc=proc, stderr_path=stderr_path)
+    server = ServerProcess(proc=proc, stderr_path=stderr_path, ca_file=ca_file)
     server._wait_for_listening(deadline)
     server._wait_until_ready(deadline)
     return server

@@ -29,8 +29,8 @@ from tests.e2e.test_acceptance import create_person, take_over_owner
 
 pytestmark = pytest.mark.e2e
 
-BOB_PASSWORD = "bob's first long passphrase"
-BOB_NEW_PASSWORD = "bob's second long passphrase"
+BOB_PASSWORD = "his first long passphrase"  # must not contain the username
+BOB_NEW_PASSWORD = "his second long passphrase"
 _OTP_LINE = re.compile(r"^\s*One-time password:\s+(\S+)\s*$", re.MULTILINE)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from enclave import __version__
 from enclave.api import (
+    deps,
     errors,
     routes_accounts,
     routes_conversations,
@@ -33,6 +34,7 @@ def create_api(ctx: Context) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(deps.limit_ip)],
     )
     app.state.ctx = ctx
     errors.install(app)

@@ -1,4 +1,5 @@
-"""Request dependencies: the service context and the authenticated caller."""
+"""Request dependencies: the service context, the client's address, the authenticated caller,
+and the request rate limits (token buckets per address, per user and per route)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from enclave.domain.errors import Unauthenticated
 from enclave.domain.models import User
-from enclave.services import accounts
+from enclave.services import accounts, limits
 from enclave.services.accounts import Authenticated
 from enclave.services.context import Context
 
@@ -31,15 +32,74 @@ async def _token(creds: Credentials) -> str:
     return creds.credentials
 
 
+def client_ip(request: Request) -> str | None:
+    """The peer's address as the transport gives it (the HTTP layer resolves trusted proxies)."""
+    return request.client.host if request.client else None
+
+
+ClientIp = Annotated[str | None, Depends(client_ip)]
+
+
+def limit_ip(ctx: Ctx, ip: ClientIp) -> None:
+    """Every REST request: the per-address bucket (`limits.ip_*`)."""
+    cfg = ctx.config.limits
+    limits.enforce(
+        ctx.limiter,
+        f"rest:ip:{ip or '-'}",
+        per_second=cfg.ip_per_second,
+        burst=cfg.ip_burst,
+        now_ms=ctx.clock.now_ms(),
+    )
+
+
+def limit_login(ctx: Ctx, ip: ClientIp) -> None:
+    """Login attempts per address (`limits.login_*`), on top of the lockout."""
+    cfg = ctx.config.limits
+    limits.enforce(
+        ctx.limiter,
+        f"login:rate:{ip or '-'}",
+        per_second=cfg.login_per_minute / 60.0,
+        burst=cfg.login_burst,
+        now_ms=ctx.clock.now_ms(),
+    )
+
+
+def _limit_user(ctx: Context, user: User) -> None:
+    cfg = ctx.config.limits
+    limits.enforce(
+        ctx.limiter,
+        f"rest:user:{user.id}",
+        per_second=cfg.user_per_second,
+        burst=cfg.user_burst,
+        now_ms=ctx.clock.now_ms(),
+    )
+
+
 async def current_session(ctx: Ctx, token: Annotated[str, Depends(_token)]) -> Authenticated:
     """Any valid session, including one that must still change its password."""
-    return await accounts.authenticate(ctx, token, allow_password_change=True)
+    auth = await accounts.authenticate(ctx, token, allow_password_change=True)
+    _limit_user(ctx, auth.user)
+    return auth
 
 
 async def current_user(ctx: Ctx, token: Annotated[str, Depends(_token)]) -> User:
     """A valid session whose account is fully set up."""
-    return (await accounts.authenticate(ctx, token)).user
+    user = (await accounts.authenticate(ctx, token)).user
+    _limit_user(ctx, user)
+    return user
 
 
 Session = Annotated[Authenticated, Depends(current_session)]
 Actor = Annotated[User, Depends(current_user)]
+
+
+def limit_send(ctx: Ctx, actor: Actor) -> None:
+    """Messages sent per user (`limits.send_*`)."""
+    cfg = ctx.config.limits
+    limits.enforce(
+        ctx.limiter,
+        f"send:user:{actor.id}",
+        per_second=cfg.send_per_second,
+        burst=cfg.send_burst,
+        now_ms=ctx.clock.now_ms(),
+    )

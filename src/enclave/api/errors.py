@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enclave.api.schemas import ErrorBody
-from enclave.domain.errors import EnclaveError
+from enclave.domain.errors import EnclaveError, RateLimited
 from enclave.storage.base import StorageUnavailable
 
 log = logging.getLogger("enclave.api")
@@ -26,6 +26,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "forbidden": 403,
     "conflict": 409,
     "unavailable": 503,
+    "rate_limited": 429,
 }
 
 # Shown in every operation of the OpenAPI document.
@@ -40,8 +41,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "Request body too large."),
         (415, "The request body is not sent as JSON."),
         (422, "A value breaks a rule."),
+        (429, "Too many requests or failed logins; retry after `Retry-After` seconds."),
         (503, "A dependency is unavailable."),
     ]
+}
+ERROR_RESPONSES[429]["headers"] = {
+    "Retry-After": {
+        "description": "Whole seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 
 
@@ -110,7 +118,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EnclaveError)
     async def _enclave_error(request: Request, exc: EnclaveError) -> JSONResponse:
-        return error_response(STATUS_BY_KIND.get(exc.kind, 400), exc.code, exc.message)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+        return error_response(
+            STATUS_BY_KIND.get(exc.kind, 400), exc.code, exc.message, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

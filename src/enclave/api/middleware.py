@@ -1,4 +1,8 @@
-"""Pure ASGI middleware: request ids, body size limit, security headers."""
+"""Pure ASGI middleware: request ids, body size limit, security headers.
+
+HSTS is not here: `enclave.http.server` adds it to every response sent over TLS, WebSocket
+upgrades included, which never pass through this middleware.
+"""
 
 from __future__ import annotations
 

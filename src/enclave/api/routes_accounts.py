@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from enclave.api import schemas as s
-from enclave.api.deps import Actor, Ctx, Session
+from enclave.api.deps import Actor, ClientIp, Ctx, Session, limit_login
 from enclave.api.errors import ERROR_RESPONSES
 from enclave.domain import wire
 from enclave.domain.models import OrgRole
@@ -17,10 +17,16 @@ from enclave.services import accounts
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
 
-@router.post("/auth/login", response_model=s.LoginOut, tags=["auth"])
-async def login(body: s.LoginIn, ctx: Ctx, request: Request) -> dict[str, Any]:
-    """Exchange a username and password for a bearer token."""
-    result = await accounts.login(ctx, body.username, body.password, _user_agent(request))
+@router.post(
+    "/auth/login",
+    response_model=s.LoginOut,
+    tags=["auth"],
+    dependencies=[Depends(limit_login)],
+)
+async def login(body: s.LoginIn, ctx: Ctx, request: Request, ip: ClientIp) -> dict[str, Any]:
+    """Exchange a username and password for a bearer token. Repeated failures lock the account
+    for this address (and the address) for a while: 429 `rate_limited` with `Retry-After`."""
+    result = await accounts.login(ctx, body.username, body.password, _user_agent(request), ip)
     return {"token": result.token, "user": wire.user(result.user)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import signal
 import socket
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 from enclave import __version__, logs
 from enclave.app import open_context, open_database
 from enclave.config import Config, ConfigError, load_config
+from enclave.crypto.tls import ServerTls, TlsError, load_server_tls
 from enclave.domain.errors import EnclaveError
 from enclave.domain.models import OrgRole
 from enclave.services import accounts
@@ -93,11 +95,51 @@ def _print_bootstrap(boot: Bootstrap, url: str | None) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _check_transport(config: Config) -> None:
+    """Plain HTTP only on loopback, or behind declared TLS-terminating proxies."""
+    server = config.server
+    if config.tls.enabled or server.trusted_proxies or _is_loopback(server.host):
+        return
+    raise ConfigError(
+        f"refusing to serve plain HTTP on {server.host}, which is not a loopback address.\n"
+        "  Serve HTTPS: set tls.cert_file and tls.key_file (ENCLAVE_TLS_CERT_FILE, "
+        "ENCLAVE_TLS_KEY_FILE),\n"
+        "  or tls.self_signed = true (ENCLAVE_TLS_SELF_SIGNED=true) for a trial;\n"
+        "  or, behind a TLS-terminating reverse proxy, list it in server.trusted_proxies\n"
+        "  (ENCLAVE_SERVER_TRUSTED_PROXIES=10.0.0.0/8);\n"
+        "  or listen on 127.0.0.1 only. See docs/operations.md, section TLS."
+    )
+
+
+def _load_tls(config: Config) -> ServerTls | None:
+    try:
+        return load_server_tls(
+            cert_file=config.tls.cert_file,
+            key_file=config.tls.key_file,
+            self_signed=config.tls.self_signed,
+            data_dir=config.server.data_dir,
+            host=config.server.host,
+        )
+    except TlsError as exc:
+        raise ConfigError(f"tls: {exc}") from exc
+
+
 async def _serve(config: Config) -> None:
     # Imported here, not at the top: the web stack costs a quarter of a second of start-up that
     # `init`, `migrate` and `users` never use.
     from enclave.http.server import serve
 
+    _check_transport(config)
+    tls = _load_tls(config)
     async with open_context(config) as ctx:
         boot = await accounts.bootstrap(ctx)
         family = socket.AF_INET6 if ":" in config.server.host else socket.AF_INET
@@ -106,14 +148,19 @@ async def _serve(config: Config) -> None:
         sock.bind((config.server.host, config.server.port))
         host, port = sock.getsockname()[:2]
         shown_host = f"[{host}]" if ":" in host else host
-        url = f"http://{shown_host}:{port}"
+        url = f"{'https' if tls else 'http'}://{shown_host}:{port}"
+        if tls is not None:
+            made = " (self-signed, created now)" if tls.generated else ""
+            print(f"TLS certificate: {tls.cert_file}{made}", flush=True)
+            print(f"TLS certificate SHA-256: {tls.fingerprint}", flush=True)
         if boot is not None:
             _print_bootstrap(boot, url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        serving = asyncio.ensure_future(serve(ctx, sock, stop))
+        context = tls.context if tls else None
+        serving = asyncio.ensure_future(serve(ctx, sock, stop, context))
         await asyncio.sleep(0)  # let the site start listening before we say so
         print(f"Enclave {__version__} listening on {url}", flush=True)
         await serving
@@ -204,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _migrate(config)
             case "users":
                 return asyncio.run(_users(args, config))
+    except ConfigError as exc:  # found only when serving: TLS files, plain HTTP exposed
+        print(f"enclave: {exc}", file=sys.stderr)
+        return 2
     except EnclaveError as exc:
         print(f"enclave: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -60,6 +60,16 @@ class Unavailable(EnclaveError):
     kind = "unavailable"
 
 
+class RateLimited(EnclaveError):
+    """Too many requests or failed logins (429); `retry_after_s` says when to try again."""
+
+    kind = "rate_limited"
+
+    def __init__(self, code: str, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(code, message)
+        self.retry_after_s = max(1, retry_after_s)
+
+
 # Every code a client can receive, with its meaning. docs/errors.md is checked against this.
 ERROR_CODES: dict[str, str] = {
     "invalid_json": "The request body is not valid JSON.",
@@ -91,7 +101,8 @@ ERROR_CODES: dict[str, str] = {
     "unavailable": "A dependency (such as the database) is unavailable.",
     "websocket_required": "GET /api/v1/ws must be a WebSocket upgrade.",
     "bad_frame": "A WebSocket frame is not valid JSON or not a known frame (see docs/protocol.md).",
-    "rate_limited": "Too many WebSocket frames on one connection; slow down.",
+    "rate_limited": "Too many requests, failed logins or WebSocket frames; retry after the "
+    "`Retry-After` header's seconds (REST) or slow down (WebSocket).",
     "too_many_subscriptions": "A connection may watch the presence of at most 1000 people.",
     "internal_error": "An unexpected error; the server log has the request id.",
 }

@@ -7,10 +7,12 @@ response headers (several Set-Cookie lines), which cookie sessions need.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from aiohttp import web
+
+from enclave.http.client_ip import Network, client_address
 
 ASGIApp = Callable[
     [
@@ -22,12 +24,22 @@ ASGIApp = Callable[
 ]
 
 
-def asgi_handler(app: ASGIApp) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """An aiohttp handler that serves requests with `app`."""
+def asgi_handler(
+    app: ASGIApp, trusted_proxies: Sequence[Network] = ()
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """An aiohttp handler that serves requests with `app`. The scope's `client` is the TCP
+    peer, or the address a trusted proxy forwarded (port 0 then); see `client_ip`."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         sock = request.transport.get_extra_info("sockname") if request.transport else None
+        client: tuple[str, int] | None = None
+        if peer:
+            host = client_address(
+                str(peer[0]), request.headers.getall("X-Forwarded-For", []), trusted_proxies
+            )
+            direct = host == client_address(str(peer[0]), (), ())
+            client = (peer[0], peer[1]) if direct else (host or peer[0], 0)
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -39,7 +51,7 @@ def asgi_handler(app: ASGIApp) -> Callable[[web.Request], Awaitable[web.StreamRe
             "query_string": request.query_string.encode("latin-1"),
             "root_path": "",
             "headers": [(k.lower(), v) for k, v in request.raw_headers],
-            "client": (peer[0], peer[1]) if peer else None,
+            "client": client,
             "server": (sock[0], sock[1]) if sock else None,
             "state": {},
         }

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 
 from aiohttp import web
 
 from enclave.api.app import create_api
 from enclave.http.bridge import asgi_handler
+from enclave.http.client_ip import parse_networks
 from enclave.realtime.hub import Hub
 from enclave.services.context import Context
 from enclave.ws.endpoint import make_handler
@@ -17,6 +19,14 @@ from enclave.ws.endpoint import make_handler
 log = logging.getLogger(__name__)
 
 HUB_KEY = web.AppKey("hub", Hub)
+HSTS = "max-age=31536000"
+
+
+async def _add_hsts(request: web.Request, response: web.StreamResponse) -> None:
+    """Strict-Transport-Security on every response sent over TLS (REST, WebSocket upgrades,
+    errors), never over plain HTTP."""
+    if request.secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
 
 
 def build_web_app(ctx: Context, hub: Hub) -> web.Application:
@@ -24,12 +34,20 @@ def build_web_app(ctx: Context, hub: Hub) -> web.Application:
     app = web.Application(client_max_size=ctx.config.limits.max_body_bytes)
     app[HUB_KEY] = hub
     app.router.add_get("/api/v1/ws", make_handler(ctx, hub))
-    app.router.add_route("*", "/{tail:.*}", asgi_handler(create_api(ctx)))
+    proxies = parse_networks(ctx.config.server.trusted_proxies)
+    app.router.add_route("*", "/{tail:.*}", asgi_handler(create_api(ctx), proxies))
+    app.on_response_prepare.append(_add_hsts)
     return app
 
 
-async def serve(ctx: Context, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve HTTP and WebSocket on `sock` until `stop` is set; then close connections cleanly."""
+async def serve(
+    ctx: Context,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Serve HTTP and WebSocket on `sock` (HTTPS and WSS with `ssl_context`) until `stop` is
+    set; then close connections cleanly."""
     hub = Hub(ctx)
     hub.start()
     app = build_web_app(ctx, hub)
@@ -40,7 +58,7 @@ async def serve(ctx: Context, sock: socket.socket, stop: asyncio.Event) -> None:
         shutdown_timeout=3.0,
     )
     await runner.setup()
-    site = web.SockSite(runner, sock, backlog=4096)
+    site = web.SockSite(runner, sock, backlog=4096, ssl_context=ssl_context)
     await site.start()
     try:
         await stop.wait()

@@ -11,7 +11,7 @@ from enclave.domain.ids import OrgId, UserId, is_valid_id, new_id
 from enclave.domain.models import Org, OrgRole, Session, User
 from enclave.domain.policy import OrgAction
 from enclave.domain.signals import SessionsRevoked
-from enclave.services import gates, validate
+from enclave.services import gates, lockout, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as store
 from enclave.storage.base import Tx, UniqueViolation
@@ -77,16 +77,24 @@ async def bootstrap(ctx: Context) -> Bootstrap | None:
 # -- sessions ---------------------------------------------------------------------------------
 
 
-async def login(ctx: Context, username: str, password: str, user_agent: str = "") -> LoginResult:
-    """Check a password and open a session; wrong name and wrong password look the same."""
+async def login(
+    ctx: Context, username: str, password: str, user_agent: str = "", ip: str | None = None
+) -> LoginResult:
+    """Check a password and open a session; wrong name and wrong password look the same.
+
+    `ip` is the client's address, for the lockout (see `services.lockout`): while locked, every
+    attempt is refused with `rate_limited` before the password is looked at."""
     name = username.strip(" \t\r\n").lower()
+    lockout.check(ctx, name, ip)
     found = (
         await ctx.db.read(lambda tx: store.user_with_hash(tx, name)) if _plausible(name) else None
     )
     stored_hash = found[1] if found else None
     ok = await ctx.cpu(ctx.passwords.verify, stored_hash, password)
     if not ok or found is None or not found[0].is_active:
+        lockout.failed(ctx, name, ip)
         raise Unauthenticated("invalid_credentials", "wrong username or password")
+    lockout.succeeded(ctx, name, ip)
     user = found[0]
     token = tokens.new_token()
     auth = ctx.config.auth

@@ -13,6 +13,7 @@ from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, UserId
 from enclave.domain.signals import Committed, Signal
+from enclave.services.limits import MemoryRateLimiter, RateLimiter
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
 from enclave.storage.base import Database, Tx
@@ -46,6 +47,8 @@ class Context:
     passwords: Passwords
     config: Config
     clock: Clock = field(default_factory=SystemClock)
+    # Login lockout and request rate limits; one process's memory until a shared one is wired.
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
 
     async def cpu(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy work (password hashing) off the event loop."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import string
 
+from enclave.crypto.common_passwords import common_passwords
 from enclave.domain.errors import InvalidInput
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
@@ -78,15 +80,26 @@ def emoji(value: str) -> str:
     return value
 
 
+# Stripped from the end of a password before the common-password check ("Password123!").
+_TRAILING = string.digits + string.punctuation + " "
+
+
 def password(value: str, *, min_length: int, username_: str) -> str:
+    """The password policy: a length range, not built on the username, not a common password
+    (case-insensitively, also with trailing digits or punctuation taken off)."""
     if len(value) < min_length:
         raise InvalidInput("weak_password", f"password must have at least {min_length} characters")
     if len(value) > 1024:
         raise InvalidInput("weak_password", "password must have at most 1024 characters")
-    if value.strip().lower() == username_.lower():
-        raise InvalidInput("weak_password", "password must differ from the username")
     if "\x00" in value:
         raise InvalidInput("weak_password", "password contains a NUL character")
+    lowered = value.strip().lower()
+    if username_ and username_.lower() in lowered:
+        raise InvalidInput("weak_password", "password must not contain the username")
+    common = common_passwords()
+    # Fewer than four different characters ("aaaaaaaaaaaa", "abababababab") is a pattern too.
+    if lowered in common or lowered.rstrip(_TRAILING) in common or len(set(lowered)) < 4:
+        raise InvalidInput("weak_password", "password is too common; choose another")
     return value
 
 

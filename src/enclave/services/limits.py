@@ -1,0 +1,118 @@
+"""Rate-limit state behind a small interface: token buckets, failure counters, trust marks.
+
+`RateLimiter` is what the login lockout (`services.lockout`) and the request limits of the API
+use. `MemoryRateLimiter` keeps the state in one process, which is right for one node; a cluster
+needs a shared implementation (Redis) with the same contract. Every method takes the current
+time from the caller, so tests drive it with a fake clock and no method ever sleeps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from enclave.domain.errors import RateLimited
+
+__all__ = ["Failures", "MemoryRateLimiter", "RateLimiter", "enforce"]
+
+
+@dataclass(frozen=True)
+class Failures:
+    """Failures counted for one key inside its window, and when the last one happened."""
+
+    count: int
+    last_ms: int
+
+
+class RateLimiter(Protocol):
+    def take(self, key: str, *, per_second: float, burst: int, now_ms: int) -> int:
+        """Take one token from `key`'s bucket: 0 if allowed, else milliseconds until a token."""
+        ...
+
+    def failures(self, key: str, *, window_ms: int, now_ms: int) -> Failures:
+        """The failures counted for `key` (a count of 0 once `window_ms` passed without one)."""
+        ...
+
+    def add_failure(self, key: str, *, window_ms: int, now_ms: int) -> Failures:
+        """Count one failure for `key` and return the new count."""
+        ...
+
+    def clear(self, key: str) -> None:
+        """Forget the failures of `key`."""
+        ...
+
+    def mark(self, key: str, *, until_ms: int) -> None:
+        """Remember `key` until `until_ms` (used for addresses that logged in successfully)."""
+        ...
+
+    def marked(self, key: str, *, now_ms: int) -> bool: ...
+
+
+class MemoryRateLimiter:
+    """The state of one process. Expired entries are swept now and then, so memory stays
+    proportional to the keys active within their windows."""
+
+    _SWEEP_EVERY = 4096
+
+    def __init__(self) -> None:
+        # key -> (tokens, at_ms, ms until the bucket is full again from empty)
+        self._buckets: dict[str, tuple[float, int, int]] = {}
+        # key -> (count, last_ms, window_ms)
+        self._failures: dict[str, tuple[int, int, int]] = {}
+        self._marks: dict[str, int] = {}
+        self._ops = 0
+
+    def take(self, key: str, *, per_second: float, burst: int, now_ms: int) -> int:
+        self._tick(now_ms)
+        tokens, at_ms, _ = self._buckets.get(key, (float(burst), now_ms, 0))
+        elapsed = max(0, now_ms - at_ms)
+        tokens = min(float(burst), tokens + elapsed * per_second / 1000.0)
+        refill_ms = math.ceil(burst / per_second * 1000.0)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now_ms, refill_ms)
+            # The epsilon keeps float noise (1.0000000000000009 ms) from adding a millisecond.
+            return max(1, math.ceil((1.0 - tokens) / per_second * 1000.0 - 1e-6))
+        self._buckets[key] = (tokens - 1.0, now_ms, refill_ms)
+        return 0
+
+    def failures(self, key: str, *, window_ms: int, now_ms: int) -> Failures:
+        count, last_ms, _ = self._failures.get(key, (0, 0, window_ms))
+        if count and now_ms - last_ms > window_ms:
+            return Failures(0, 0)
+        return Failures(count, last_ms)
+
+    def add_failure(self, key: str, *, window_ms: int, now_ms: int) -> Failures:
+        self._tick(now_ms)
+        current = self.failures(key, window_ms=window_ms, now_ms=now_ms)
+        self._failures[key] = (current.count + 1, now_ms, window_ms)
+        return Failures(current.count + 1, now_ms)
+
+    def clear(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def mark(self, key: str, *, until_ms: int) -> None:
+        self._marks[key] = until_ms
+
+    def marked(self, key: str, *, now_ms: int) -> bool:
+        return self._marks.get(key, 0) > now_ms
+
+    def _tick(self, now_ms: int) -> None:
+        self._ops += 1
+        if self._ops % self._SWEEP_EVERY == 0:
+            self.sweep(now_ms)
+
+    def sweep(self, now_ms: int) -> None:
+        """Drop full buckets, failures past their window and expired marks."""
+        self._buckets = {k: v for k, v in self._buckets.items() if now_ms - v[1] < v[2]}
+        self._failures = {k: v for k, v in self._failures.items() if now_ms - v[1] <= v[2]}
+        self._marks = {k: v for k, v in self._marks.items() if v > now_ms}
+
+
+def enforce(limiter: RateLimiter, key: str, *, per_second: float, burst: int, now_ms: int) -> None:
+    """Take a token or raise RateLimited with the whole seconds to wait."""
+    wait_ms = limiter.take(key, per_second=per_second, burst=burst, now_ms=now_ms)
+    if wait_ms:
+        raise RateLimited(
+            "rate_limited", "too many requests; slow down", retry_after_s=math.ceil(wait_ms / 1000)
+        )
