@@ -42,7 +42,7 @@ async def test_off_origin_recognises_other_origins() -> None:
         "http://127.0.0.1:8124/",
         "http://localhost:8123/",
         "wss://127.0.0.1:8123/ws",
-        "https://fonts.googleapis.com/css",
+        "https://assets.example.org/font.css",
         "blob:https://example.com/1234",
     ]
     assert off_origin([*same, f"blob:{base}/1234"], base) == []
