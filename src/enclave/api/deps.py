@@ -40,39 +40,25 @@ def client_ip(request: Request) -> str | None:
 ClientIp = Annotated[str | None, Depends(client_ip)]
 
 
+def _enforce(ctx: Context, key: str, per_second: float, burst: int) -> None:
+    limits.enforce(ctx.limiter, key, per_second=per_second, burst=burst, now_ms=ctx.clock.now_ms())
+
+
 def limit_ip(ctx: Ctx, ip: ClientIp) -> None:
     """Every REST request: the per-address bucket (`limits.ip_*`)."""
     cfg = ctx.config.limits
-    limits.enforce(
-        ctx.limiter,
-        f"rest:ip:{ip or '-'}",
-        per_second=cfg.ip_per_second,
-        burst=cfg.ip_burst,
-        now_ms=ctx.clock.now_ms(),
-    )
+    _enforce(ctx, f"rest:ip:{ip or '-'}", cfg.ip_per_second, cfg.ip_burst)
 
 
 def limit_login(ctx: Ctx, ip: ClientIp) -> None:
     """Login attempts per address (`limits.login_*`), on top of the lockout."""
     cfg = ctx.config.limits
-    limits.enforce(
-        ctx.limiter,
-        f"login:rate:{ip or '-'}",
-        per_second=cfg.login_per_minute / 60.0,
-        burst=cfg.login_burst,
-        now_ms=ctx.clock.now_ms(),
-    )
+    _enforce(ctx, f"login:rate:{ip or '-'}", cfg.login_per_minute / 60.0, cfg.login_burst)
 
 
 def _limit_user(ctx: Context, user: User) -> None:
     cfg = ctx.config.limits
-    limits.enforce(
-        ctx.limiter,
-        f"rest:user:{user.id}",
-        per_second=cfg.user_per_second,
-        burst=cfg.user_burst,
-        now_ms=ctx.clock.now_ms(),
-    )
+    _enforce(ctx, f"rest:user:{user.id}", cfg.user_per_second, cfg.user_burst)
 
 
 async def current_session(ctx: Ctx, token: Annotated[str, Depends(_token)]) -> Authenticated:
@@ -96,10 +82,4 @@ Actor = Annotated[User, Depends(current_user)]
 def limit_send(ctx: Ctx, actor: Actor) -> None:
     """Messages sent per user (`limits.send_*`)."""
     cfg = ctx.config.limits
-    limits.enforce(
-        ctx.limiter,
-        f"send:user:{actor.id}",
-        per_second=cfg.send_per_second,
-        burst=cfg.send_burst,
-        now_ms=ctx.clock.now_ms(),
-    )
+    _enforce(ctx, f"send:user:{actor.id}", cfg.send_per_second, cfg.send_burst)
