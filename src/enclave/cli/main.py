@@ -160,9 +160,14 @@ async def _serve(config: Config) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         context = tls.context if tls else None
-        serving = asyncio.ensure_future(serve(ctx, sock, stop, context))
-        await asyncio.sleep(0)  # let the site start listening before we say so
-        print(f"Enclave {__version__} listening on {url}", flush=True)
+        started = asyncio.Event()
+        serving = asyncio.ensure_future(serve(ctx, sock, stop, context, started))
+        # Say "listening" only once it is true (scripts connect as soon as they read it).
+        waiting = asyncio.ensure_future(started.wait())
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if started.is_set():
+            print(f"Enclave {__version__} listening on {url}", flush=True)
         await serving
 
 

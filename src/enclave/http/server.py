@@ -45,9 +45,10 @@ async def serve(
     sock: socket.socket,
     stop: asyncio.Event,
     ssl_context: ssl.SSLContext | None = None,
+    started: asyncio.Event | None = None,
 ) -> None:
     """Serve HTTP and WebSocket on `sock` (HTTPS and WSS with `ssl_context`) until `stop` is
-    set; then close connections cleanly."""
+    set; then close connections cleanly. `started` is set once the socket accepts connections."""
     hub = Hub(ctx)
     hub.start()
     app = build_web_app(ctx, hub)
@@ -60,6 +61,8 @@ async def serve(
     await runner.setup()
     site = web.SockSite(runner, sock, backlog=4096, ssl_context=ssl_context)
     await site.start()
+    if started is not None:
+        started.set()
     try:
         await stop.wait()
     finally:
