@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, UserId
@@ -32,7 +32,17 @@ from enclave.services.context import Context
 log = logging.getLogger(__name__)
 
 CATCH_UP_PAGE = 500
+K = TypeVar("K")
 Fetched = list[tuple[Event, bytes]]
+
+
+def _discard(index: dict[K, set[Connection]], key: K, conn: Connection) -> None:
+    """Take `conn` out of `index[key]`, dropping the key once its set is empty."""
+    conns = index.get(key)
+    if conns is not None:
+        conns.discard(conn)
+        if not conns:
+            del index[key]
 
 
 class Hub:
@@ -101,18 +111,8 @@ class Hub:
     def unregister(self, conn: Connection) -> None:
         for conv in list(conn.delivered):
             self.unsubscribe(conn, conv)
-        for uid in conn.watching:
-            watchers = self._watchers.get(uid)
-            if watchers is not None:
-                watchers.discard(conn)
-                if not watchers:
-                    del self._watchers[uid]
-        conn.watching.clear()
-        conns = self._by_user.get(conn.user_id)
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
-                del self._by_user[conn.user_id]
+        self.unwatch(conn, list(conn.watching))
+        _discard(self._by_user, conn.user_id, conn)
         self.presence_maybe_changed(conn)
 
     def subscribe(self, conn: Connection, conv: ConversationId, delivered: int) -> None:
@@ -124,11 +124,7 @@ class Hub:
     def unsubscribe(self, conn: Connection, conv: ConversationId) -> None:
         conn.delivered.pop(conv, None)
         conn.catching.pop(conv, None)
-        conns = self._by_conv.get(conv)
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
-                del self._by_conv[conv]
+        _discard(self._by_conv, conv, conn)
 
     # -- signals from the bus -------------------------------------------------------------------
 
@@ -278,11 +274,7 @@ class Hub:
     def unwatch(self, conn: Connection, user_ids: list[UserId]) -> None:
         for uid in user_ids:
             conn.watching.discard(uid)
-            watchers = self._watchers.get(uid)
-            if watchers is not None:
-                watchers.discard(conn)
-                if not watchers:
-                    del self._watchers[uid]
+            _discard(self._watchers, uid, conn)
 
     def presence_maybe_changed(self, conn: Connection) -> None:
         """Recompute a person's presence over their devices; publish it if it changed."""

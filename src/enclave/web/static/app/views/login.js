@@ -17,20 +17,10 @@ export function loginView({ onSubmit }) {
   const form = h("form", {
     testid: "login-form", class: "card", attrs: { "aria-labelledby": "login-title" },
     on: {
-      submit: async (ev) => {
-        ev.preventDefault();
-        error.hidden = true;
-        submit.disabled = true;
-        try {
-          await onSubmit(username.value.trim(), password.value);
-        } catch (err) {
-          error.textContent = err?.code === "invalid_credentials" ? t("login.failed") : errorText(err);
-          error.hidden = false;
-          password.select();
-        } finally {
-          submit.disabled = false;
-        }
-      },
+      submit: submitting(error, submit, () => onSubmit(username.value.trim(), password.value), (err) => {
+        password.select();
+        return err?.code === "invalid_credentials" ? t("login.failed") : errorText(err);
+      }),
     },
   },
   h("h1", { id: "login-title", text: t("app.name") }),
@@ -49,19 +39,7 @@ export function changePasswordView({ onSubmit, onCancel }) {
   const form = h("form", {
     testid: "change-password-form", class: "card", attrs: { "aria-labelledby": "pw-title" },
     on: {
-      submit: async (ev) => {
-        ev.preventDefault();
-        error.hidden = true;
-        submit.disabled = true;
-        try {
-          await onSubmit(current.value, next.value);
-        } catch (err) {
-          error.textContent = errorText(err);
-          error.hidden = false;
-        } finally {
-          submit.disabled = false;
-        }
-      },
+      submit: submitting(error, submit, () => onSubmit(current.value, next.value), errorText),
     },
   },
   h("h1", { id: "pw-title", text: t("password.title") }),
@@ -71,4 +49,21 @@ export function changePasswordView({ onSubmit, onCancel }) {
   error, submit,
   h("button", { type: "button", class: "link", text: t("password.cancel"), on: { click: onCancel } }));
   return h("main", { class: "auth-screen" }, h("div", { class: "auth-lang" }, languageSelect()), form);
+}
+
+// A form's submit handler: disable the button while `run` works; show `describe(err)` on failure.
+function submitting(error, button, run, describe) {
+  return async (ev) => {
+    ev.preventDefault();
+    error.hidden = true;
+    button.disabled = true;
+    try {
+      await run();
+    } catch (err) {
+      error.textContent = describe(err);
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  };
 }
