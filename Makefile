@@ -43,6 +43,7 @@ check: install
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/bandit -q -r src -c pyproject.toml --severity-level high
 
 # S1-S5 of docs/performance.md: one server on CPU 0, the load generator on CPU 1 (several minutes).
 bench: install

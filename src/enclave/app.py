@@ -11,22 +11,45 @@ from fastapi import FastAPI
 from enclave.api.app import create_api
 from enclave.bus.memory import InProcessBus
 from enclave.config import Config
+from enclave.crypto.keyring import EnvKeyring, FileKeyring, KeyProvider, KeyringError
 from enclave.crypto.passwords import Passwords
+from enclave.services import alerts
 from enclave.services.context import Context
-from enclave.storage.base import Database
+from enclave.services.keys import DataKeys
+from enclave.storage import keys as key_store
+from enclave.storage.base import Database, NoSealer, Sealer
 from enclave.storage.postgres import PostgresDatabase
 from enclave.storage.sqlite import SqliteDatabase
 
 
-def open_database(config: Config) -> Database:
-    """Open (and migrate) the configured database. Blocking: call it from a thread."""
+def open_database(config: Config, sealer: Sealer | None = None) -> Database:
+    """Open (and migrate) the configured database. Blocking: call it from a thread.
+
+    Without a `sealer` (schema migration only) any encrypted field access fails."""
+    sealer = sealer or NoSealer()
     if config.uses_postgres:
-        return PostgresDatabase(config.database.url, pool_size=config.database.pool_size)
+        return PostgresDatabase(
+            config.database.url, sealer=sealer, pool_size=config.database.pool_size
+        )
     return SqliteDatabase.open(
         config.sqlite_path(),
+        sealer=sealer,
         synchronous=config.database.sqlite_synchronous,
         readers=config.database.sqlite_readers,
     )
+
+
+def open_keyring(config: Config, *, create: bool = True) -> tuple[KeyProvider, bool]:
+    """The configured key provider; a keyring file is created when absent and `create` is set.
+
+    The flag says a new keyring was created, so that `init` and `serve` can say loudly that it
+    must be backed up. Raises `KeyringError` if it is missing and may not be created."""
+    if config.encryption.key:
+        return EnvKeyring(config.encryption.key), False
+    path = config.keyring_path()
+    if create:
+        return FileKeyring.open_or_create(path)
+    return FileKeyring(path), False
 
 
 def make_passwords(config: Config) -> Passwords:
@@ -41,12 +64,39 @@ def make_passwords(config: Config) -> Passwords:
 @asynccontextmanager
 async def open_context(config: Config) -> AsyncIterator[Context]:
     """The service context for one process; the database closes on exit."""
-    db = await asyncio.to_thread(open_database, config)
+    keys, created = await asyncio.to_thread(open_keyring, config)
+    data_keys = DataKeys(keys, epoch_days=config.encryption.epoch_days)
+    db = await asyncio.to_thread(open_database, config, data_keys)
     try:
+        await _check_keyring(db, keys, config, created)
         passwords = await asyncio.to_thread(make_passwords, config)
-        yield Context(db=db, bus=InProcessBus(), passwords=passwords, config=config)
+        alerts.configure(config.alerts)  # this process's alert thresholds, counting from zero
+        yield Context(
+            db=db,
+            bus=InProcessBus(),
+            passwords=passwords,
+            config=config,
+            keys=keys,
+            data_keys=data_keys,
+        )
     finally:
         await db.close()
+
+
+async def _check_keyring(db: Database, keys: KeyProvider, config: Config, created: bool) -> None:
+    """Refuse to run with a keyring that cannot open this database's data keys (a lost, wrong
+    or mistyped keyring), rather than serve errors for every message."""
+    usage = await db.read(key_store.kek_usage)
+    missing = sorted(set(usage) - set(keys.kek_ids()))
+    if not missing:
+        return
+    if created and isinstance(keys, FileKeyring):
+        await asyncio.to_thread(keys.path.unlink)  # the empty keyring made a moment ago
+    where = "ENCLAVE_ENCRYPTION_KEY" if config.encryption.key else str(config.keyring_path())
+    raise KeyringError(
+        f"the database's data keys are wrapped by {', '.join(missing)}, which {where} does not "
+        "hold: restore the keyring from its backup (docs/security.md)"
+    )
 
 
 def create_app(ctx: Context) -> FastAPI:

@@ -37,6 +37,20 @@ class ServerConfig(_Section):
         "non-loopback address, and X-Forwarded-For is believed only from these peers.",
     )
 
+    metrics_token: str = Field(
+        "",
+        description="Bearer token that GET /metrics requires from every caller; empty: /metrics "
+        "answers only direct loopback connections without proxy headers (docs/operations.md).",
+        repr=False,
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: str) -> str:
+        if value and (len(value) < 16 or not value.isprintable() or " " in value):
+            raise ValueError("must be empty or at least 16 printable characters without spaces")
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: Any) -> Any:
@@ -240,6 +254,71 @@ class TlsConfig(_Section):
         return bool(self.cert_file) or self.self_signed
 
 
+class EncryptionConfig(_Section):
+    key_file: str = Field(
+        "",
+        description="Keyring file holding the key-encryption keys (created with mode 0600 on "
+        "first start when absent); empty: data_dir/keys/keyring.json. Without it the data "
+        "cannot be read: back it up apart from the database (docs/security.md).",
+    )
+    key: str = Field(
+        "",
+        description="Instead of a keyring file: one key-encryption key, base64 of 32 random "
+        "bytes, usually given as ENCLAVE_ENCRYPTION_KEY by a secret store. It cannot be "
+        "rotated in place; `enclave keys generate` prints one.",
+        repr=False,
+    )
+    epoch_days: int = Field(
+        30,
+        ge=1,
+        le=3660,
+        description="Length of a data-key epoch: each conversation gets a new data key per "
+        "epoch, so retention can shred old epochs without touching newer messages.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EncryptionConfig:
+        if self.key and self.key_file:
+            raise ValueError("set encryption.key_file or encryption.key, not both")
+        return self
+
+
+class AlertsConfig(_Section):
+    # Alerts derived from audit entries (services/alerts.py, docs/security.md): each rule counts
+    # matching entries per key in a sliding window; 0 switches a rule off.
+    window_seconds: int = Field(
+        300, ge=10, le=86_400, description="Sliding window in which alert rules count entries."
+    )
+    failed_logins_per_ip: int = Field(
+        20,
+        ge=0,
+        le=1_000_000,
+        description="Failed logins from one address within the window that raise "
+        "`alert.failed_logins_ip`; 0: off.",
+    )
+    failed_logins_per_account: int = Field(
+        10,
+        ge=0,
+        le=1_000_000,
+        description="Failed logins for one account (from any address) within the window that "
+        "raise `alert.failed_logins_account`; 0: off.",
+    )
+    deletions_per_actor: int = Field(
+        50,
+        ge=0,
+        le=1_000_000,
+        description="Messages recalled or deleted by one person within the window that raise "
+        "`alert.mass_deletion`; 0: off.",
+    )
+    exports_per_actor: int = Field(
+        5,
+        ge=0,
+        le=1_000_000,
+        description="Exports (`export.*` entries) by one person within the window that raise "
+        "`alert.mass_export`; 0: off.",
+    )
+
+
 class OrgConfig(_Section):
     name: str = Field(
         "My Organization", min_length=1, max_length=100, description="Name of the first org."
@@ -256,7 +335,14 @@ class Config(_Section):
     limits: LimitsConfig = LimitsConfig()
     realtime: RealtimeConfig = RealtimeConfig()
     tls: TlsConfig = TlsConfig()
+    encryption: EncryptionConfig = EncryptionConfig()
+    alerts: AlertsConfig = AlertsConfig()
     org: OrgConfig = OrgConfig()
+
+    def keyring_path(self) -> Path:
+        if self.encryption.key_file:
+            return Path(self.encryption.key_file)
+        return self.server.data_dir / "keys" / "keyring.json"
 
     def sqlite_path(self) -> Path:
         url = self.database.url
@@ -280,6 +366,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "limits": LimitsConfig,
     "realtime": RealtimeConfig,
     "tls": TlsConfig,
+    "encryption": EncryptionConfig,
+    "alerts": AlertsConfig,
     "org": OrgConfig,
 }
 

@@ -146,13 +146,26 @@ class EnclaveClient:
 
     # -- session ------------------------------------------------------------------------------
 
-    async def login(self, username: str, password: str) -> User:
-        """Log in; the token is stored and sent with every later request."""
-        data = _object(
-            await self._json(
-                "POST", "/auth/login", body={"username": username, "password": password}
-            )
-        )
+    async def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        otp: str | None = None,
+        recovery_code: str | None = None,
+    ) -> User:
+        """Log in; the token is stored and sent with every later request.
+
+        An account with MFA needs `otp`, the current code of its authenticator app, or one of
+        its one-time `recovery_code`s; without either, `MfaRequired` is raised once the password
+        is known to be right (ask for the code, then call again). A wrong code raises
+        `InvalidCredentials`, like a wrong password."""
+        body: dict[str, str] = {"username": username, "password": password}
+        if otp is not None:
+            body["otp"] = otp
+        if recovery_code is not None:
+            body["recovery_code"] = recovery_code
+        data = _object(await self._json("POST", "/auth/login", body=body))
         token = data.get("token")
         if not isinstance(token, str):
             raise ProtocolError("login response has no token")

@@ -65,6 +65,11 @@ class PasswordChangeRequired(EnclaveError):
     """The account must set a new password (`change_password`) before anything else (403)."""
 
 
+class MfaRequired(EnclaveError):
+    """The password was right but the account has MFA: call `login` again with `otp` (the
+    authenticator app's code) or a `recovery_code` (401, code `mfa_required`)."""
+
+
 class NotFound(EnclaveError):
     """The resource does not exist or is not visible to the caller: the two look alike (404)."""
 
@@ -124,6 +129,11 @@ _BY_CODE: dict[str, type[EnclaveError]] = {
     "forbidden": Forbidden,
     "not_a_member": Forbidden,
     "password_change_required": PasswordChangeRequired,
+    "mfa_required": MfaRequired,
+    "mfa_enrollment_required": Forbidden,
+    "invalid_mfa_code": ValidationFailed,
+    "mfa_already_enrolled": Conflict,
+    "mfa_not_enrolled": Conflict,
     "username_taken": Conflict,
     "name_taken": Conflict,
     "idempotency_conflict": Conflict,

@@ -149,6 +149,10 @@ BODY_ENDPOINTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "read": ("POST", C + "/{conv}/read", {"seq": 1}),
     "send": ("POST", C + "/{conv}/messages", {"client_msg_id": "c2", "text": "hi"}),
     "edit": ("PATCH", M + "/{msg}", {"text": "edited"}),
+    "mfa-confirm": ("POST", f"{U}/me/mfa/totp/confirm", {"code": "123456"}),
+    "mfa-codes": ("POST", f"{U}/me/mfa/recovery-codes", {"code": "123456"}),
+    "mfa-disable": ("DELETE", f"{U}/me/mfa", {"password": TEST_PASSWORD, "code": "123456"}),
+    "org-settings": ("PATCH", "/api/v1/org/settings", {"require_mfa": False}),
 }
 
 MALFORMED_JSON = {
@@ -186,7 +190,9 @@ WRONG_SHAPES: dict[str, list[Any]] = {
         {"username": "admin"},
         {"username": 1, "password": "x"},
         {"username": ["admin"], "password": "x"},
-        {"username": "admin", "password": "x", "otp": "123456"},
+        {"username": "admin", "password": "x", "otp": 123456},
+        {"username": "admin", "password": "x", "recovery_code": ["a"]},
+        {"username": "admin", "password": "x", "totp": "123456"},
     ],
     "password": [
         {"current_password": TEST_PASSWORD},
@@ -228,6 +234,15 @@ WRONG_SHAPES: dict[str, list[Any]] = {
         {"client_msg_id": "c2", "text": "hi", "pinned": True},
     ],
     "edit": [{}, {"text": None}, {"text": 1}, {"text": "x", "client_msg_id": "c2"}],
+    "mfa-confirm": [{}, {"code": None}, {"code": 123456}, {"code": ""}, {"code": "1", "x": 1}],
+    "mfa-codes": [{}, {"code": ["123456"]}, {"code": ""}, {"otp": "123456"}],
+    "mfa-disable": [
+        {"code": "123456"},
+        {"password": TEST_PASSWORD},
+        {"password": 1, "code": "123456"},
+        {"password": TEST_PASSWORD, "code": "123456", "x": 1},
+    ],
+    "org-settings": [{"require_mfa": "yes"}, {"require_mfa": 1}, {"name": "x"}],
 }
 # Valid JSON that is not an object fails the same way everywhere.
 NOT_OBJECTS: list[Any] = [[], "text", 1, None, True]
@@ -334,6 +349,33 @@ OVERSIZE: list[tuple[str, str, Any, int, str]] = [
     ("POST", C, {"kind": "group", "members": [UNKNOWN] * 1001}, 422, "validation_error"),
     ("POST", C + "/{channel}/members", {"user_ids": [UNKNOWN] * 1001}, 422, "validation_error"),
     ("PUT", M + "/{msg}/reactions/" + "a" * 65, None, 422, "validation_error"),
+    ("POST", U + "/me/mfa/totp/confirm", {"code": "1" * 65}, 422, "validation_error"),
+    ("POST", U + "/me/mfa/recovery-codes", {"code": "a" * 65}, 422, "validation_error"),
+    (
+        "DELETE",
+        U + "/me/mfa",
+        {"password": TEST_PASSWORD, "code": "1" * 65},
+        422,
+        "validation_error",
+    ),
+    (
+        "POST",
+        "/api/v1/auth/login",
+        {"username": "admin", "password": "x", "otp": "1" * 65},
+        422,
+        "validation_error",
+    ),
+    (
+        "POST",
+        "/api/v1/auth/login",
+        {"username": "admin", "password": "x", "recovery_code": "a" * 65},
+        422,
+        "validation_error",
+    ),
+    # Well-formed but without an enrolment: a conflict, nothing written.
+    ("POST", U + "/me/mfa/totp/confirm", {"code": "123456"}, 409, "mfa_not_enrolled"),
+    ("POST", U + "/{unknown}/sessions/revoke", None, 404, "not_found"),
+    ("POST", U + "/" + "a" * 65 + "/sessions/revoke", None, 422, "validation_error"),
 ]
 
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from websockets.asyncio.client import connect
 
 from tests.e2e.harness import ServerProcess, describe, enclave, location_args, start_server
@@ -223,8 +223,11 @@ def test_tls_1_2_gets_only_ecdhe_aead_suites(tls_server: ServerProcess) -> None:
             client.wrap_socket(raw).close()
 
 
-def _write_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path]:
-    """A private CA and a leaf certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+def write_ca_and_leaf(
+    directory: Path, leaf_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None
+) -> tuple[Path, Path, Path]:
+    """A private ECDSA CA and a leaf certificate for 127.0.0.1 signed by it: (ca, cert, key).
+    The leaf's key is ECDSA P-256 unless `leaf_key` is given (the TLS scan uses RSA)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
@@ -256,7 +259,7 @@ def _write_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path]:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = leaf_key or ec.generate_private_key(ec.SECP256R1())
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chat.test")]))
@@ -271,6 +274,7 @@ def _write_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path]:
             ),
             critical=False,
         )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -293,7 +297,7 @@ def _write_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path]:
 
 
 def test_provided_certificate_files_are_served(tmp_path: Path) -> None:
-    ca_file, cert_file, key_file = _write_ca_and_leaf(tmp_path / "pki")
+    ca_file, cert_file, key_file = write_ca_and_leaf(tmp_path / "pki")
     env = {
         "ENCLAVE_TLS_CERT_FILE": str(cert_file),
         "ENCLAVE_TLS_KEY_FILE": str(key_file),

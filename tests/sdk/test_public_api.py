@@ -42,6 +42,7 @@ EXPECTED = {
     "ConnectionFailed",
     "Forbidden",
     "InvalidCredentials",
+    "MfaRequired",
     "NotFound",
     "PasswordChangeRequired",
     "ProtocolError",

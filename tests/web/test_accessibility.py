@@ -1,5 +1,5 @@
-"""axe-core (vendored in tests/web/vendor/) finds no serious or critical violation on the login
-and conversation screens, on desktop and phone, in both languages."""
+"""axe-core (vendored in tests/web/vendor/) finds no serious or critical violation on the login,
+conversation, audit log and security screens, on desktop and phone, in both languages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.test_acceptance import PASSWORD
 from tests.web.conftest import Org, Web
+from tests.web.test_audit_log import make_admin
+from tests.web.test_security import enrol_in_ui, open_security
 from tests.web.ui import message, open_conversation, post_message, send, unique
 
 pytestmark = [pytest.mark.web, pytest.mark.asyncio(loop_scope="session")]
@@ -69,4 +72,51 @@ async def test_conversation_screen_has_no_serious_violations(web: Web, org: Org)
         await send(page, mine)
         await expect(message(page, "Is the build green?")).to_have_count(1)
         problems[f"conversation {locale}"] = await violations(page, f"conversation {locale}")
+    assert not any(problems.values()), describe(problems)
+
+
+async def test_audit_log_screen_has_no_serious_violations(web: Web, org: Org) -> None:
+    """The admin's audit log (its table, filters and a verification result)."""
+    problems = {}
+    for locale, phone in (("en-US", False), ("zh-CN", True)):
+        # The owner's first password is not PASSWORD: an admin made over REST signs in instead.
+        admin = await make_admin(org, f"ada{locale[:2]}")
+        session = await web.open(admin, locale=locale, phone=phone, name=f"audit-{locale}")
+        page = session.page
+        await page.get_by_test_id("audit-log-button").click()
+        screen = page.get_by_test_id("audit-log")
+        await expect(screen.get_by_test_id("audit-entry").first).to_be_visible()
+        await screen.get_by_test_id("audit-verify").click()
+        await expect(screen.get_by_test_id("audit-verify-result")).to_have_attribute(
+            "data-ok", "true"
+        )
+        problems[f"audit {locale}"] = await violations(page, f"audit {locale}")
+    assert not any(problems.values()), describe(problems)
+
+
+async def test_security_screen_has_no_serious_violations(web: Web, org: Org) -> None:
+    """The Security screen (MFA status and sessions), its enrolment step (QR code, secret, code
+    field) and the log-in form asking for the authenticator code."""
+    problems = {}
+    for (locale, phone), person in zip(
+        (("en-US", False), ("zh-CN", True)), (org.alice, org.carol), strict=True
+    ):
+        session = await web.open(person, locale=locale, phone=phone, name=f"security-{locale}")
+        page = session.page
+        await open_security(page)
+        await expect(page.get_by_test_id("session-item").first).to_be_visible()
+        await expect(page.get_by_test_id("mfa-status")).to_be_visible()
+        problems[f"security {locale}"] = await violations(page, f"security {locale}")
+        await page.get_by_test_id("mfa-start").click()
+        await expect(page.get_by_test_id("mfa-qr")).to_be_visible()
+        problems[f"enrol {locale}"] = await violations(page, f"enrol {locale}")
+        await enrol_in_ui(page)
+
+        fresh = await web.open(locale=locale, phone=phone, name=f"otp-{locale}")
+        form = fresh.page.get_by_test_id("login-form")
+        await form.locator("input[name=username]").fill(person.username)
+        await form.locator("input[name=password]").fill(PASSWORD)
+        await form.locator("input[name=password]").press("Enter")
+        await expect(fresh.page.get_by_test_id("login-otp")).to_be_visible()
+        problems[f"login code {locale}"] = await violations(fresh.page, f"login code {locale}")
     assert not any(problems.values()), describe(problems)

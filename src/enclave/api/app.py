@@ -13,8 +13,10 @@ from enclave.api import (
     deps,
     errors,
     routes_accounts,
+    routes_admin,
     routes_conversations,
     routes_messages,
+    routes_metrics,
     routes_system,
 )
 from enclave.api.middleware import RequestLimits
@@ -39,6 +41,8 @@ def create_api(ctx: Context) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     for module in (routes_system, routes_accounts, routes_conversations, routes_messages):
+        app.include_router(module.router)
+    for module in (routes_admin, routes_metrics):
         app.include_router(module.router)
     static_dir = Path(str(resources.files("enclave.web") / "static"))
     app.mount("/static", StaticFiles(directory=static_dir), name="static")

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from enclave.domain.errors import Unauthenticated
+from enclave.domain.errors import RateLimited, Unauthenticated
 from enclave.domain.models import User
-from enclave.services import accounts, limits
+from enclave.services import accounts, limits, metrics
 from enclave.services.accounts import Authenticated
 from enclave.services.context import Context
 
@@ -41,7 +41,13 @@ ClientIp = Annotated[str | None, Depends(client_ip)]
 
 
 def _enforce(ctx: Context, key: str, per_second: float, burst: int) -> None:
-    limits.enforce(ctx.limiter, key, per_second=per_second, burst=burst, now_ms=ctx.clock.now_ms())
+    try:
+        limits.enforce(
+            ctx.limiter, key, per_second=per_second, burst=burst, now_ms=ctx.clock.now_ms()
+        )
+    except RateLimited:
+        metrics.rate_limited(key.rsplit(":", 1)[0])  # the limit's name, without the address/user
+        raise
 
 
 def limit_ip(ctx: Ctx, ip: ClientIp) -> None:
@@ -61,21 +67,37 @@ def _limit_user(ctx: Context, user: User) -> None:
     _enforce(ctx, f"rest:user:{user.id}", cfg.user_per_second, cfg.user_burst)
 
 
-async def current_session(ctx: Ctx, token: Annotated[str, Depends(_token)]) -> Authenticated:
-    """Any valid session, including one that must still change its password."""
-    auth = await accounts.authenticate(ctx, token, allow_password_change=True)
+async def current_session(
+    ctx: Ctx, token: Annotated[str, Depends(_token)], ip: ClientIp
+) -> Authenticated:
+    """Any valid session, including one that must still change its password or enrol in MFA
+    (reading /users/me, log-out, the password change and the session endpoints)."""
+    auth = await accounts.authenticate(
+        ctx, token, allow_password_change=True, allow_mfa_enrollment=True, ip=ip
+    )
     _limit_user(ctx, auth.user)
     return auth
 
 
-async def current_user(ctx: Ctx, token: Annotated[str, Depends(_token)]) -> User:
+async def mfa_session(
+    ctx: Ctx, token: Annotated[str, Depends(_token)], ip: ClientIp
+) -> Authenticated:
+    """A session whose password is set, that may still have to enrol in MFA (the MFA
+    endpoints: how a person gets out of `mfa_enrollment_required`)."""
+    auth = await accounts.authenticate(ctx, token, allow_mfa_enrollment=True, ip=ip)
+    _limit_user(ctx, auth.user)
+    return auth
+
+
+async def current_user(ctx: Ctx, token: Annotated[str, Depends(_token)], ip: ClientIp) -> User:
     """A valid session whose account is fully set up."""
-    user = (await accounts.authenticate(ctx, token)).user
+    user = (await accounts.authenticate(ctx, token, ip=ip)).user
     _limit_user(ctx, user)
     return user
 
 
 Session = Annotated[Authenticated, Depends(current_session)]
+MfaSession = Annotated[Authenticated, Depends(mfa_session)]
 Actor = Annotated[User, Depends(current_user)]
 
 

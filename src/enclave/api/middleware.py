@@ -14,7 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enclave import codec
 
-_SECURITY_HEADERS = [
+# The one list of security headers: this middleware adds them to every REST response, and
+# `enclave.http.server` to every response aiohttp answers without the REST app (WebSocket path).
+SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
@@ -69,7 +71,7 @@ class RequestLimits:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
-                headers.extend(_SECURITY_HEADERS)
+                headers.extend(SECURITY_HEADERS)
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
@@ -87,7 +89,7 @@ class RequestLimits:
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
                     (b"x-request-id", request_id.encode()),
-                    *_SECURITY_HEADERS,
+                    *SECURITY_HEADERS,
                 ],
             }
         )

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from enclave.api import schemas as s
-from enclave.api.deps import Actor, ClientIp, Ctx, Session, limit_login
+from enclave.api.deps import Actor, ClientIp, Ctx, MfaSession, Session, limit_login
 from enclave.api.errors import ERROR_RESPONSES
 from enclave.domain import wire
 from enclave.domain.models import OrgRole
-from enclave.services import accounts
+from enclave.services import accounts, mfa
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -25,8 +25,19 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 )
 async def login(body: s.LoginIn, ctx: Ctx, request: Request, ip: ClientIp) -> dict[str, Any]:
     """Exchange a username and password for a bearer token. Repeated failures lock the account
-    for this address (and the address) for a while: 429 `rate_limited` with `Retry-After`."""
-    result = await accounts.login(ctx, body.username, body.password, _user_agent(request), ip)
+    for this address (and the address) for a while: 429 `rate_limited` with `Retry-After`.
+
+    An account with MFA also needs `otp` (or a `recovery_code`): with the password right and
+    neither given, the answer is 401 `mfa_required`; a wrong code is `invalid_credentials`."""
+    result = await accounts.login(
+        ctx,
+        body.username,
+        body.password,
+        _user_agent(request),
+        ip,
+        otp=body.otp,
+        recovery_code=body.recovery_code,
+    )
     return {"token": result.token, "user": wire.user(result.user)}
 
 
@@ -37,9 +48,9 @@ def _user_agent(request: Request) -> str:
 
 
 @router.post("/auth/logout", status_code=204, tags=["auth"])
-async def logout(ctx: Ctx, session: Session) -> Response:
+async def logout(ctx: Ctx, session: Session, ip: ClientIp) -> Response:
     """End this session; the token stops working at once."""
-    await accounts.logout(ctx, session)
+    await accounts.logout(ctx, session, ip)
     return Response(status_code=204)
 
 
@@ -49,9 +60,11 @@ async def me(session: Session) -> dict[str, Any]:
 
 
 @router.post("/users/me/password", status_code=204, tags=["users"])
-async def change_password(body: s.PasswordChangeIn, ctx: Ctx, session: Session) -> Response:
+async def change_password(
+    body: s.PasswordChangeIn, ctx: Ctx, session: Session, ip: ClientIp
+) -> Response:
     """Change your password; your other sessions are signed out."""
-    await accounts.change_password(ctx, session, body.current_password, body.new_password)
+    await accounts.change_password(ctx, session, body.current_password, body.new_password, ip)
     return Response(status_code=204)
 
 
@@ -62,13 +75,88 @@ async def my_sessions(ctx: Ctx, session: Session) -> dict[str, Any]:
     return {"sessions": [dataclasses.asdict(x) for x in found]}
 
 
+@router.delete("/users/me/sessions", response_model=s.SessionsRevokedOut, tags=["users"])
+async def revoke_other_sessions(ctx: Ctx, session: Session, ip: ClientIp) -> dict[str, Any]:
+    """Sign out everywhere else: every session but this one; their live connections close."""
+    return {"revoked": await accounts.revoke_other_sessions(ctx, session, ip)}
+
+
 @router.delete("/users/me/sessions/{session_id}", status_code=204, tags=["users"])
 async def revoke_session(
-    session_id: Annotated[str, Path(max_length=64)], ctx: Ctx, session: Session
+    session_id: Annotated[str, Path(max_length=64)], ctx: Ctx, session: Session, ip: ClientIp
 ) -> Response:
     """Sign out one of your sessions; its live connections close."""
-    await accounts.revoke_session(ctx, session, session_id)
+    await accounts.revoke_session(ctx, session, session_id, ip)
     return Response(status_code=204)
+
+
+# -- MFA ----------------------------------------------------------------------------------------
+
+
+def _mfa_status(found: mfa.Status) -> dict[str, Any]:
+    return dataclasses.asdict(found)
+
+
+@router.get("/users/me/mfa", response_model=s.MfaStatusOut, tags=["mfa"])
+async def mfa_status(ctx: Ctx, session: MfaSession) -> dict[str, Any]:
+    """Whether your account has MFA, how many recovery codes are left, and whether your
+    organization requires MFA."""
+    return _mfa_status(await mfa.status(ctx, session.user))
+
+
+@router.post("/users/me/mfa/totp", response_model=s.MfaEnrolmentOut, tags=["mfa"])
+async def mfa_start(ctx: Ctx, session: MfaSession) -> dict[str, Any]:
+    """Start enrolling an authenticator app: a new secret, its `otpauth://` URI and a QR code.
+    MFA is on only after `POST /users/me/mfa/totp/confirm` with a first code. 409
+    `mfa_already_enrolled` if MFA is on already (disable it first to change the app)."""
+    found = await mfa.start_enrolment(ctx, session.user)
+    return {"secret": found.secret, "otpauth_uri": found.uri, "qr_svg": found.qr_svg}
+
+
+@router.post("/users/me/mfa/totp/confirm", response_model=s.RecoveryCodesOut, tags=["mfa"])
+async def mfa_confirm(
+    body: s.MfaCodeIn, ctx: Ctx, session: MfaSession, ip: ClientIp
+) -> dict[str, Any]:
+    """Turn MFA on with a first code of the app; returns 10 one-time recovery codes, shown
+    only now. A wrong code: 422 `invalid_mfa_code` (it counts as a failed log-in)."""
+    return {"recovery_codes": await mfa.confirm(ctx, session.user, body.code, ip)}
+
+
+@router.delete("/users/me/mfa", status_code=204, tags=["mfa"])
+async def mfa_disable(
+    body: s.MfaDisableIn, ctx: Ctx, session: MfaSession, ip: ClientIp
+) -> Response:
+    """Turn MFA off: needs your password and a code (of the app, or a recovery code)."""
+    await mfa.disable(ctx, session.user, body.password, body.code, ip)
+    return Response(status_code=204)
+
+
+@router.post("/users/me/mfa/recovery-codes", response_model=s.RecoveryCodesOut, tags=["mfa"])
+async def mfa_regenerate(
+    body: s.MfaCodeIn, ctx: Ctx, session: MfaSession, ip: ClientIp
+) -> dict[str, Any]:
+    """New recovery codes (the old ones stop working); needs a code."""
+    return {"recovery_codes": await mfa.regenerate_codes(ctx, session.user, body.code, ip)}
+
+
+# -- organization -------------------------------------------------------------------------------
+
+
+@router.get("/org/settings", response_model=s.OrgSettingsOut, tags=["org"])
+async def get_org_settings(ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    """Your organization's security settings (admins and owners)."""
+    found = await accounts.org_settings(ctx, actor)
+    return {"require_mfa": found.require_mfa, "updated_at": found.updated_at}
+
+
+@router.patch("/org/settings", response_model=s.OrgSettingsOut, tags=["org"])
+async def patch_org_settings(
+    body: s.OrgSettingsIn, ctx: Ctx, actor: Actor, ip: ClientIp
+) -> dict[str, Any]:
+    """Change settings (admins and owners). `require_mfa`: everyone without MFA is limited to
+    enrolling (403 `mfa_enrollment_required` everywhere else) until they have it."""
+    found = await accounts.update_org_settings(ctx, actor, require_mfa=body.require_mfa, ip=ip)
+    return {"require_mfa": found.require_mfa, "updated_at": found.updated_at}
 
 
 @router.get("/users", response_model=s.UserList, tags=["users"])
@@ -88,7 +176,7 @@ async def list_users(
 
 
 @router.post("/users", status_code=201, response_model=s.UserOut, tags=["users"])
-async def create_user(body: s.UserCreateIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+async def create_user(body: s.UserCreateIn, ctx: Ctx, actor: Actor, ip: ClientIp) -> dict[str, Any]:
     """Create an account (admins and owners)."""
     user = await accounts.create_user(
         ctx,
@@ -97,6 +185,7 @@ async def create_user(body: s.UserCreateIn, ctx: Ctx, actor: Actor) -> dict[str,
         password=body.password,
         display_name=body.display_name,
         role=OrgRole(body.role),
+        ip=ip,
     )
     return wire.user(user)
 
@@ -107,11 +196,22 @@ async def get_user(user_id: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
 
 
 @router.post("/users/{user_id}/deactivate", response_model=s.UserOut, tags=["users"])
-async def deactivate_user(user_id: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+async def deactivate_user(user_id: str, ctx: Ctx, actor: Actor, ip: ClientIp) -> dict[str, Any]:
     """Deactivate an account and sign it out everywhere (admins and owners)."""
-    return wire.user(await accounts.set_active(ctx, actor, user_id, active=False))
+    return wire.user(await accounts.set_active(ctx, actor, user_id, active=False, ip=ip))
 
 
 @router.post("/users/{user_id}/activate", response_model=s.UserOut, tags=["users"])
-async def activate_user(user_id: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
-    return wire.user(await accounts.set_active(ctx, actor, user_id, active=True))
+async def activate_user(user_id: str, ctx: Ctx, actor: Actor, ip: ClientIp) -> dict[str, Any]:
+    return wire.user(await accounts.set_active(ctx, actor, user_id, active=True, ip=ip))
+
+
+@router.post(
+    "/users/{user_id}/sessions/revoke", response_model=s.SessionsRevokedOut, tags=["users"]
+)
+async def revoke_user_sessions(
+    user_id: Annotated[str, Path(max_length=64)], ctx: Ctx, actor: Actor, ip: ClientIp
+) -> dict[str, Any]:
+    """Sign a person of your organization out everywhere (admins and owners; only an owner may
+    sign out an owner). Their live connections close."""
+    return {"revoked": await accounts.revoke_user_sessions(ctx, actor, user_id, ip)}

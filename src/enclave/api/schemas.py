@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,9 +42,22 @@ class ErrorBody(_Out):
 # -- accounts -----------------------------------------------------------------------------------
 
 
+MAX_CODE = 64
+
+
 class LoginIn(_In):
     username: str = Field(max_length=256)
     password: str = Field(max_length=1024)
+    otp: str | None = Field(
+        None,
+        max_length=MAX_CODE,
+        description="The 6-digit code of the authenticator app, for an account with MFA.",
+    )
+    recovery_code: str | None = Field(
+        None,
+        max_length=MAX_CODE,
+        description="Instead of `otp`: one of the account's one-time recovery codes.",
+    )
 
 
 class UserOut(_Out):
@@ -70,6 +83,8 @@ class PasswordChangeIn(_In):
 class SessionOut(_Out):
     id: str
     user_agent: str
+    device: str = Field(description='A short label from the User-Agent, e.g. "Firefox on Linux".')
+    ip: str | None = Field(description="The client address of the last use, if known.")
     created_at: int
     last_used_at: int
     current: bool = Field(description="True for the session making this request.")
@@ -77,6 +92,52 @@ class SessionOut(_Out):
 
 class SessionList(_Out):
     sessions: list[SessionOut]
+
+
+class SessionsRevokedOut(_Out):
+    revoked: int = Field(description="How many sessions were signed out.")
+
+
+class MfaStatusOut(_Out):
+    enrolled: bool = Field(description="A confirmed authenticator is required at log-in.")
+    pending: bool = Field(description="An enrolment was started and awaits its first code.")
+    confirmed_at: int | None
+    recovery_codes_left: int
+    required: bool = Field(description="The organization requires MFA of everyone.")
+
+
+class MfaEnrolmentOut(_Out):
+    secret: str = Field(description="The TOTP secret in base32, for typing into an app.")
+    otpauth_uri: str = Field(description="The `otpauth://totp/...` URI of the secret.")
+    qr_svg: str = Field(description="The URI as a QR code: an SVG `data:` URI for an <img>.")
+
+
+class MfaCodeIn(_In):
+    code: str = Field(
+        min_length=1,
+        max_length=MAX_CODE,
+        description="A code of the authenticator app (or, except to confirm, a recovery code).",
+    )
+
+
+class MfaDisableIn(_In):
+    password: str = Field(max_length=1024)
+    code: str = Field(min_length=1, max_length=MAX_CODE)
+
+
+class RecoveryCodesOut(_Out):
+    recovery_codes: list[str] = Field(
+        description="One-time codes, shown only now: each logs in once instead of `otp`."
+    )
+
+
+class OrgSettingsOut(_Out):
+    require_mfa: bool
+    updated_at: int
+
+
+class OrgSettingsIn(_In):
+    require_mfa: bool | None = None
 
 
 class UserCreateIn(_In):
@@ -229,3 +290,43 @@ class ReactionList(_Out):
 
 class Health(_Out):
     status: Literal["ok"]
+
+
+# -- audit log (admins) -------------------------------------------------------------------------
+
+
+class AuditEntryOut(_Out):
+    seq: int = Field(description="Position in the installation-wide chain; the paging cursor.")
+    at: int = Field(description="Unix time in milliseconds.")
+    action: str = Field(description="What happened, e.g. `auth.login`, `message.recalled`.")
+    actor_id: str | None = Field(description="Who did it; null for the operator (CLI) or none.")
+    actor_username: str | None
+    target_type: str | None = Field(description="`user`, `message`, `conversation`, `ip`...")
+    target_id: str | None
+    target_username: str | None = Field(description="Set when the target is a user.")
+    ip: str | None = Field(description="Source address, when there was one.")
+    outcome: str = Field(description="`success`, `failure` or `alert`.")
+    details: dict[str, Any]
+    hash: str = Field(description="The entry's chain hash (HMAC-SHA256, hex).")
+
+
+class AuditPageOut(_Out):
+    entries: list[AuditEntryOut] = Field(description="Newest first.")
+    next_before_seq: int | None = Field(
+        description="Pass as `before_seq` for older entries; null on the last page."
+    )
+
+
+class AuditProblemOut(_Out):
+    seq: int
+    kind: Literal["altered", "missing", "reordered", "broken_link", "truncated", "head", "anchor"]
+    detail: str
+
+
+class AuditVerifyOut(_Out):
+    ok: bool
+    checked: int = Field(description="Entries checked (the whole installation's chain).")
+    head_seq: int
+    head_hash: str = Field(description="Record (head_seq, head_hash) elsewhere as an anchor.")
+    problem_count: int
+    problems: list[AuditProblemOut] = Field(description="The first 100 problems.")

@@ -1,4 +1,4 @@
-"""`enclave` entry point: init, serve, migrate, users."""
+"""`enclave` entry point: init, serve, migrate, users, keys, audit."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ from typing import Any
 
 from enclave import __version__, logs
 from enclave.app import open_context, open_database
+from enclave.cli import audit_cmd, keys_cmd
 from enclave.config import Config, ConfigError, load_config
+from enclave.crypto.keyring import KeyringError
 from enclave.crypto.tls import ServerTls, TlsError, load_server_tls
 from enclave.domain.errors import EnclaveError
 from enclave.domain.models import OrgRole
 from enclave.services import accounts
+from enclave.services import keys as key_service
 from enclave.services.accounts import Bootstrap
 from enclave.storage.base import StorageUnavailable
 
@@ -44,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(init)
     migrate = sub.add_parser("migrate", help="apply pending schema migrations")
     _common(migrate)
+
+    keys_cmd.add_parser(sub, _common)
+    audit_cmd.add_parser(sub, _common)
 
     users = sub.add_parser("users", help="manage accounts")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -140,7 +146,10 @@ async def _serve(config: Config) -> None:
 
     _check_transport(config)
     tls = _load_tls(config)
+    new_keyring = _keyring_is_new(config)
     async with open_context(config) as ctx:
+        _announce_keyring(config, new_keyring)
+        await key_service.seal_legacy(ctx.db, ctx.clock.now_ms())
         boot = await accounts.bootstrap(ctx)
         family = socket.AF_INET6 if ":" in config.server.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -171,8 +180,23 @@ async def _serve(config: Config) -> None:
         await serving
 
 
+def _keyring_is_new(config: Config) -> bool:
+    """True if opening the context will create the keyring file (it does not exist yet)."""
+    return not config.encryption.key and not config.keyring_path().exists()
+
+
+def _announce_keyring(config: Config, was_new: bool) -> None:
+    """If the keyring was created just now, say loudly what it is and that it needs a backup."""
+    if was_new and config.keyring_path().exists():
+        print(f"Created the encryption keyring {config.keyring_path()} (mode 0600).", flush=True)
+        print(keys_cmd.BACKUP_WARNING, flush=True)
+
+
 async def _init(config: Config) -> int:
+    new_keyring = _keyring_is_new(config)
     async with open_context(config) as ctx:
+        _announce_keyring(config, new_keyring)
+        await key_service.seal_legacy(ctx.db, ctx.clock.now_ms())
         boot = await accounts.bootstrap(ctx)
     if boot is None:
         print("Enclave is already initialized; nothing changed.")
@@ -234,6 +258,16 @@ def _migrate(config: Config) -> int:
     return 0
 
 
+async def _seal_after_migration(config: Config) -> None:
+    """With the keyring at hand, encrypt what an earlier version stored in plaintext."""
+    new_keyring = _keyring_is_new(config)
+    async with open_context(config) as ctx:
+        _announce_keyring(config, new_keyring)
+        sealed = await key_service.seal_legacy(ctx.db, ctx.clock.now_ms())
+    if sealed:
+        print(f"encrypted {sealed} values stored in plaintext by an earlier version")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -253,9 +287,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "init":
                 return asyncio.run(_init(config))
             case "migrate":
-                return _migrate(config)
+                code = _migrate(config)
+                asyncio.run(_seal_after_migration(config))
+                return code
             case "users":
                 return asyncio.run(_users(args, config))
+            case "keys":
+                return asyncio.run(keys_cmd.run(args, config))
+            case "audit":
+                return asyncio.run(audit_cmd.run(args, config))
     except ConfigError as exc:  # found only when serving: TLS files, plain HTTP exposed
         print(f"enclave: {exc}", file=sys.stderr)
         return 2
@@ -265,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StorageUnavailable as exc:
         print(f"enclave: database unavailable: {exc}", file=sys.stderr)
         return 3
+    except KeyringError as exc:
+        print(f"enclave: keyring: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         return 130
     return 2

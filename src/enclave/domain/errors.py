@@ -54,6 +54,15 @@ class Conflict(EnclaveError):
     kind = "conflict"
 
 
+class Gone(Conflict):
+    """The data was crypto-shredded: its key no longer exists, so it cannot be written (409)."""
+
+    def __init__(
+        self, message: str = "the encryption key of this conversation or person was destroyed"
+    ) -> None:
+        super().__init__("data_destroyed", message)
+
+
 class Unavailable(EnclaveError):
     """A dependency is down (503)."""
 
@@ -83,11 +92,21 @@ ERROR_CODES: dict[str, str] = {
     "invalid_members": "The member list does not fit the conversation kind.",
     "invalid_emoji": "A reaction must be 1–64 visible characters without spaces.",
     "invalid_thread_root": "The thread root is not a top-level message of this conversation.",
+    "invalid_filter": "The filters of a list contradict each other (such as `until` not after "
+    "`since`).",
     "not_found": "The resource does not exist or is not visible to the caller.",
     "unauthenticated": "The request has no valid bearer token.",
     "invalid_credentials": "Wrong username or password.",
     "forbidden": "The caller may see the resource but may not perform this action.",
     "password_change_required": "The account must set a new password before doing anything else.",
+    "mfa_required": "The password is right and the account has MFA: log in again with `otp` "
+    "(the authenticator code) or a `recovery_code`.",
+    "mfa_enrollment_required": "The organization requires MFA and the account has none yet: "
+    "only /users/me, the MFA endpoints, log-out and the session endpoints work until it enrols.",
+    "invalid_mfa_code": "The authenticator or recovery code is wrong, malformed, expired or "
+    "already used (it counts as a failed log-in).",
+    "mfa_already_enrolled": "MFA is already on for the account; disable it first to change it.",
+    "mfa_not_enrolled": "MFA is not on (or no enrolment was started) for the account.",
     "username_taken": "Another account already uses this username.",
     "name_taken": "Another channel in the organization already uses this name.",
     "idempotency_conflict": "This client_msg_id was already used for a different conversation.",
@@ -95,6 +114,8 @@ ERROR_CODES: dict[str, str] = {
     "message_recalled": "The message was recalled and cannot be changed.",
     "not_a_member": "Only members may do this in the conversation.",
     "last_owner": "The last owner cannot leave, be removed or be demoted.",
+    "data_destroyed": "The encryption key of this conversation or person was destroyed "
+    "(crypto-shredded); nothing more can be written there.",
     "not_initialized": "No organization exists yet; run `enclave init` or `enclave serve`.",
     "method_not_allowed": "The HTTP method is not supported on this path.",
     "http_error": "An HTTP error without a more specific code; the HTTP status says which.",

@@ -25,3 +25,13 @@ _ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 def is_valid_id(value: str) -> bool:
     """True if `value` has the shape of an id we issue (checked before any lookup)."""
     return len(value) == ID_LENGTH and all(ch in _ID_ALPHABET for ch in value)
+
+
+def conversation_scope(conv_id: str) -> str:
+    """The encryption-key scope of a conversation's messages and events."""
+    return f"conv:{conv_id}"
+
+
+def user_scope(user_id: str) -> str:
+    """The encryption-key scope of a person's profile fields and secrets."""
+    return f"user:{user_id}"

@@ -57,6 +57,18 @@ class Session:
     created_at: int
     last_used_at: int
     expires_at: int
+    user_agent: str = ""
+    last_ip: str | None = None
+    """The client address of the last use (recorded at most once a minute, or on a change)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrgSettings:
+    """Organization-wide security settings that admins change at run time."""
+
+    org_id: OrgId
+    require_mfa: bool = False
+    updated_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)

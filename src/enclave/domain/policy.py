@@ -29,8 +29,12 @@ class OrgAction(StrEnum):
     CREATE_USER = "user.create"
     DEACTIVATE_USER = "user.deactivate"
     LIST_INACTIVE_USERS = "user.list_inactive"
+    REVOKE_USER_SESSIONS = "user.revoke_sessions"
+    VIEW_ORG_SETTINGS = "org.settings.view"
+    CHANGE_ORG_SETTINGS = "org.settings.change"
     CREATE_CONVERSATION = "conversation.create"
     BROWSE_CHANNELS = "channel.browse"
+    READ_AUDIT = "audit.read"
 
 
 class ConvAction(StrEnum):
@@ -56,8 +60,14 @@ ORG_RULES: dict[OrgAction, frozenset[OrgRole]] = {
     OrgAction.CREATE_USER: _ADMINS,
     OrgAction.DEACTIVATE_USER: _ADMINS,
     OrgAction.LIST_INACTIVE_USERS: _ADMINS,
+    OrgAction.REVOKE_USER_SESSIONS: _ADMINS,
+    OrgAction.VIEW_ORG_SETTINGS: _ADMINS,
+    OrgAction.CHANGE_ORG_SETTINGS: _ADMINS,
     OrgAction.CREATE_CONVERSATION: frozenset(OrgRole),
     OrgAction.BROWSE_CHANNELS: frozenset(OrgRole),
+    # Reading and verifying the audit log of one's own organization (compliance officers too,
+    # once that role exists).
+    OrgAction.READ_AUDIT: _ADMINS,
 }
 
 

@@ -10,6 +10,7 @@ import ssl
 from aiohttp import web
 
 from enclave.api.app import create_api
+from enclave.api.middleware import SECURITY_HEADERS
 from enclave.http.bridge import asgi_handler
 from enclave.http.client_ip import parse_networks
 from enclave.realtime.hub import Hub
@@ -22,9 +23,12 @@ HUB_KEY = web.AppKey("hub", Hub)
 HSTS = "max-age=31536000"
 
 
-async def _add_hsts(request: web.Request, response: web.StreamResponse) -> None:
-    """Strict-Transport-Security on every response sent over TLS (REST, WebSocket upgrades,
-    errors), never over plain HTTP."""
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The security headers on every response, also those aiohttp answers itself (the
+    WebSocket path's upgrade and its 400 to a plain GET), which the REST app's middleware never
+    sees; Strict-Transport-Security on every response sent over TLS, never over plain HTTP."""
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     if request.secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
 
@@ -36,7 +40,7 @@ def build_web_app(ctx: Context, hub: Hub) -> web.Application:
     app.router.add_get("/api/v1/ws", make_handler(ctx, hub))
     proxies = parse_networks(ctx.config.server.trusted_proxies)
     app.router.add_route("*", "/{tail:.*}", asgi_handler(create_api(ctx), proxies))
-    app.on_response_prepare.append(_add_hsts)
+    app.on_response_prepare.append(_add_security_headers)
     return app
 
 

@@ -26,7 +26,7 @@ from enclave.domain.signals import (
 )
 from enclave.realtime.connection import CloseCode, Connection
 from enclave.realtime.frames import event_frame, ws_frame
-from enclave.services import accounts, sync
+from enclave.services import accounts, metrics, sync
 from enclave.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,14 @@ class Hub:
     # -- membership of connections --------------------------------------------------------------
 
     def register(self, conn: Connection) -> None:
-        self._by_user.setdefault(conn.user_id, set()).add(conn)
+        conns = self._by_user.setdefault(conn.user_id, set())
+        if conn not in conns:
+            metrics.websocket_opened()
+        conns.add(conn)
 
     def unregister(self, conn: Connection) -> None:
+        if conn in self._by_user.get(conn.user_id, ()):
+            metrics.websocket_closed()
         for conv in list(conn.delivered):
             self.unsubscribe(conn, conv)
         self.unwatch(conn, list(conn.watching))

@@ -6,14 +6,23 @@ import hashlib
 from dataclasses import dataclass, replace
 
 from enclave.crypto import tokens
-from enclave.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from enclave.domain.devices import device_label
+from enclave.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from enclave.domain.ids import OrgId, UserId, is_valid_id, new_id
-from enclave.domain.models import Org, OrgRole, Session, User
+from enclave.domain.models import Org, OrgRole, OrgSettings, Session, User
 from enclave.domain.policy import OrgAction
 from enclave.domain.signals import SessionsRevoked
-from enclave.services import gates, lockout, validate
+from enclave.services import audit, gates, lockout, mfa, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as store
+from enclave.storage import mfa as mfa_store
 from enclave.storage.base import Tx, UniqueViolation
 
 _TOUCH_EVERY_MS = 60_000
@@ -38,6 +47,35 @@ class LoginResult:
 class Authenticated:
     user: User
     token_hash: bytes
+
+
+def _record(
+    ctx: Context,
+    ch: Changes,
+    action: str,
+    actor: User | None,
+    ip: str | None,
+    *,
+    target: User | None = None,
+    target_type: str = "user",
+    target_id: str | None = None,
+    outcome: str = "success",
+    details: dict[str, object] | None = None,
+) -> None:
+    """An audit entry in the transaction of the change. `actor` None is the operator at the
+    server's shell (the CLI); the entry then belongs to the target's organization."""
+    org_id = actor.org_id if actor else (target.org_id if target else None)
+    audit.record(
+        ctx.keys,
+        ch.tx,
+        ch.now,
+        action,
+        audit.Actor(org_id=org_id, user_id=actor.id if actor else None, ip=ip),
+        target_type=target_type,
+        target_id=target_id if target_id is not None else (target.id if target else None),
+        outcome=outcome,
+        details=details,
+    )
 
 
 # -- first run --------------------------------------------------------------------------------
@@ -78,14 +116,44 @@ async def bootstrap(ctx: Context) -> Bootstrap | None:
 
 
 async def login(
-    ctx: Context, username: str, password: str, user_agent: str = "", ip: str | None = None
+    ctx: Context,
+    username: str,
+    password: str,
+    user_agent: str = "",
+    ip: str | None = None,
+    *,
+    otp: str | None = None,
+    recovery_code: str | None = None,
 ) -> LoginResult:
-    """Check a password and open a session; wrong name and wrong password look the same.
+    """Check a password (and the second factor of an account with MFA) and open a session;
+    wrong name and wrong password look the same.
 
     `ip` is the client's address, for the lockout (see `services.lockout`): while locked, every
-    attempt is refused with `rate_limited` before the password is looked at."""
+    attempt is refused with `rate_limited` before the password is looked at. With MFA on and the
+    password right, a missing code answers `mfa_required`; a wrong code answers like a wrong
+    password and counts as a failure. Every outcome but `mfa_required` is audited."""
     name = username.strip(" \t\r\n").lower()
-    lockout.check(ctx, name, ip)
+    try:
+        attempt = lockout.begin(ctx, name, ip)
+    except RateLimited:
+        await _login_failed(ctx, name, ip, None, "locked_out")
+        raise
+    try:
+        return await _checked_login(ctx, name, password, user_agent, ip, otp, recovery_code)
+    finally:
+        attempt.end()
+
+
+async def _checked_login(
+    ctx: Context,
+    name: str,
+    password: str,
+    user_agent: str,
+    ip: str | None,
+    otp: str | None,
+    recovery_code: str | None,
+) -> LoginResult:
+    """`login` once this attempt holds its lockout slots."""
     found = (
         await ctx.db.read(lambda tx: store.user_with_hash(tx, name)) if _plausible(name) else None
     )
@@ -93,9 +161,14 @@ async def login(
     ok = await ctx.cpu(ctx.passwords.verify, stored_hash, password)
     if not ok or found is None or not found[0].is_active:
         lockout.failed(ctx, name, ip)
+        reason = "unknown_user" if found is None else "wrong_password" if not ok else "inactive"
+        await _login_failed(ctx, name, ip, found[0] if found else None, reason)
         raise Unauthenticated("invalid_credentials", "wrong username or password")
-    lockout.succeeded(ctx, name, ip)
     user = found[0]
+    has_mfa = await ctx.db.read(lambda tx: mfa_store.confirmed_at(tx, user.id)) is not None
+    if has_mfa and not otp and not recovery_code:
+        # Only now that the password is known to be right: the code is the missing piece.
+        raise Unauthenticated("mfa_required", "enter the code of your authenticator app")
     token = tokens.new_token()
     auth = ctx.config.auth
     # Hashes made under older Argon2 settings are upgraded while the password is at hand.
@@ -105,7 +178,15 @@ async def login(
         else None
     )
 
-    def work(ch: Changes) -> None:
+    def work(ch: Changes) -> str | None:
+        method = "password"
+        if has_mfa:
+            second = mfa.second_factor(ctx, ch, user, otp, recovery_code, ip=ip)
+            if second is None:
+                reason = "bad_otp" if otp else "bad_recovery_code"
+                _record_login_failure(ctx, ch, name, ip, user, reason)
+                return reason
+            method = second
         if upgraded is not None:
             store.replace_hash(ch.tx, user.id, stored_hash or "", upgraded)
         session = Session(
@@ -114,32 +195,76 @@ async def login(
             created_at=ch.now,
             last_used_at=ch.now,
             expires_at=ch.now + auth.session_absolute_days * 86_400_000,
+            user_agent=user_agent[:256],
+            last_ip=ip,
         )
-        store.insert_session(ch.tx, session, user_agent[:256])
+        store.insert_session(ch.tx, session)
+        _record(ctx, ch, "auth.login", user, ip, target=user, details={"method": method})
+        return None
 
-    await write(ctx, work)
+    if await write(ctx, work) is not None:
+        lockout.failed(ctx, name, ip)
+        raise Unauthenticated("invalid_credentials", "wrong or already used code")
+    lockout.succeeded(ctx, name, ip)
     return LoginResult(token=token, user=user)
 
 
+def _record_login_failure(
+    ctx: Context, ch: Changes, name: str, ip: str | None, user: User | None, reason: str
+) -> None:
+    # The attempted name, normalized, printable only (PostgreSQL refuses NUL in text) and cut
+    # to a sane length; never the password.
+    shown = "".join(c for c in name if c.isprintable())[:64]
+    audit.record(
+        ctx.keys,
+        ch.tx,
+        ch.now,
+        "auth.login",
+        audit.Actor(org_id=user.org_id if user else None, ip=ip),
+        target_type="username",
+        target_id=shown,
+        outcome="failure",
+        details={"reason": reason},
+    )
+
+
+async def _login_failed(
+    ctx: Context, name: str, ip: str | None, user: User | None, reason: str
+) -> None:
+    await write(ctx, lambda ch: _record_login_failure(ctx, ch, name, ip, user, reason))
+
+
 async def authenticate(
-    ctx: Context, token: str, *, allow_password_change: bool = False
+    ctx: Context,
+    token: str,
+    *,
+    allow_password_change: bool = False,
+    allow_mfa_enrollment: bool = False,
+    ip: str | None = None,
 ) -> Authenticated:
-    """Resolve a bearer token to its active user, enforcing session expiry."""
+    """Resolve a bearer token to its active user, enforcing session expiry.
+
+    An account that must still set a new password gets `password_change_required`, and one
+    whose organization requires MFA and that has none yet `mfa_enrollment_required`, unless the
+    caller allows that state (the few endpoints that let the person get out of it)."""
     if not token.startswith(tokens.TOKEN_PREFIX) or len(token) > 128:
         raise Unauthenticated("unauthenticated", "invalid or expired token")
     digest = tokens.token_hash(token)
-    found = await ctx.db.read(lambda tx: store.session_user(tx, digest))
+    found = await ctx.db.read(lambda tx: store.session_state(tx, digest))
     now = ctx.clock.now_ms()
     idle_ms = ctx.config.auth.session_idle_minutes * 60_000
     if found is None:
         raise Unauthenticated("unauthenticated", "invalid or expired token")
-    session, user = found
+    session, user, mfa_missing = found
     if not user.is_active or now >= session.expires_at or now - session.last_used_at >= idle_ms:
         raise Unauthenticated("unauthenticated", "invalid or expired token")
     if user.must_change_password and not allow_password_change:
         raise Forbidden("password_change_required", "set a new password first")
-    if now - session.last_used_at >= _TOUCH_EVERY_MS:
-        await write(ctx, lambda ch: store.touch_session(ch.tx, digest, ch.now))
+    if mfa_missing and not allow_mfa_enrollment:
+        raise Forbidden("mfa_enrollment_required", "your organization requires MFA: enrol first")
+    moved = ip is not None and ip != session.last_ip
+    if moved or now - session.last_used_at >= _TOUCH_EVERY_MS:
+        await write(ctx, lambda ch: store.touch_session(ch.tx, digest, ch.now, ip))
     return Authenticated(user=user, token_hash=digest)
 
 
@@ -152,12 +277,13 @@ async def live_sessions(ctx: Context, token_hashes: list[bytes]) -> set[bytes]:
     def work(ch: Changes) -> set[bytes]:
         valid = set()
         for digest in token_hashes:
-            found = store.session_user(ch.tx, digest)
+            found = store.session_state(ch.tx, digest)
             if found is None:
                 continue
-            session, user = found
+            session, user, mfa_missing = found
             fresh = ch.now < session.expires_at and ch.now - session.last_used_at < idle_ms
-            if fresh and user.is_active and not user.must_change_password:
+            set_up = not user.must_change_password and not mfa_missing
+            if fresh and user.is_active and set_up:
                 valid.add(digest)
                 if ch.now - session.last_used_at >= _TOUCH_EVERY_MS:
                     store.touch_session(ch.tx, digest, ch.now)
@@ -172,6 +298,10 @@ class SessionInfo:
 
     id: str
     user_agent: str
+    device: str
+    """A short label such as "Firefox on Linux" (see `domain.devices`)."""
+    ip: str | None
+    """The address of the last use."""
     created_at: int
     last_used_at: int
     current: bool
@@ -188,22 +318,40 @@ async def my_sessions(ctx: Context, auth: Authenticated) -> list[SessionInfo]:
     return [
         SessionInfo(
             id=_public_session_id(s.token_hash),
-            user_agent=agent,
+            user_agent=s.user_agent,
+            device=device_label(s.user_agent),
+            ip=s.last_ip,
             created_at=s.created_at,
             last_used_at=s.last_used_at,
             current=s.token_hash == auth.token_hash,
         )
-        for s, agent in found
+        for s in found
     ]
 
 
-async def revoke_session(ctx: Context, auth: Authenticated, session_id: str) -> None:
+async def revoke_session(
+    ctx: Context, auth: Authenticated, session_id: str, ip: str | None = None
+) -> None:
     """End one of the caller's own sessions (its live sockets close too)."""
 
     def work(ch: Changes) -> bytes:
-        for session, _ in store.user_sessions(ch.tx, auth.user.id):
+        for session in store.user_sessions(ch.tx, auth.user.id):
             if _public_session_id(session.token_hash) == session_id:
                 store.delete_session(ch.tx, session.token_hash)
+                _record(
+                    ctx,
+                    ch,
+                    "session.revoked",
+                    auth.user,
+                    ip,
+                    target_type="session",
+                    target_id=session_id,
+                    details={
+                        "scope": "one",
+                        "user_id": auth.user.id,
+                        "current": session.token_hash == auth.token_hash,
+                    },
+                )
                 return session.token_hash
         raise NotFound("session")
 
@@ -211,12 +359,66 @@ async def revoke_session(ctx: Context, auth: Authenticated, session_id: str) -> 
     await ctx.bus.publish(SessionsRevoked(auth.user.id, digest))
 
 
-async def logout(ctx: Context, auth: Authenticated) -> None:
-    await write(ctx, lambda ch: store.delete_session(ch.tx, auth.token_hash))
+async def revoke_other_sessions(ctx: Context, auth: Authenticated, ip: str | None = None) -> int:
+    """Sign out everywhere else: every session of the caller but this one; returns how many."""
+
+    def work(ch: Changes) -> int:
+        count = store.delete_user_sessions(ch.tx, auth.user.id, keep=auth.token_hash)
+        _record(
+            ctx,
+            ch,
+            "session.revoked",
+            auth.user,
+            ip,
+            target=auth.user,
+            details={"scope": "others", "count": count},
+        )
+        return count
+
+    count = await write(ctx, work)
+    await ctx.bus.publish(SessionsRevoked(auth.user.id, None, keep=auth.token_hash))
+    return count
+
+
+async def revoke_user_sessions(
+    ctx: Context, actor: User, user_id: str, ip: str | None = None
+) -> int:
+    """An admin signs a person of their organization out everywhere; returns how many."""
+    gates.require_org(actor, OrgAction.REVOKE_USER_SESSIONS)
+
+    def work(ch: Changes) -> tuple[User, int]:
+        user = gates.org_user(ch.tx, actor, user_id)
+        if user.role is OrgRole.OWNER and actor.role is not OrgRole.OWNER:
+            raise Forbidden("forbidden", "only an owner may sign out an owner")
+        count = store.delete_user_sessions(ch.tx, user.id)
+        _record(
+            ctx,
+            ch,
+            "session.revoked",
+            actor,
+            ip,
+            target=user,
+            details={"scope": "all", "by_admin": True, "count": count},
+        )
+        return user, count
+
+    user, count = await write(ctx, work)
+    await ctx.bus.publish(SessionsRevoked(user.id, None))
+    return count
+
+
+async def logout(ctx: Context, auth: Authenticated, ip: str | None = None) -> None:
+    def work(ch: Changes) -> None:
+        store.delete_session(ch.tx, auth.token_hash)
+        _record(ctx, ch, "auth.logout", auth.user, ip, target=auth.user)
+
+    await write(ctx, work)
     await ctx.bus.publish(SessionsRevoked(auth.user.id, auth.token_hash))
 
 
-async def change_password(ctx: Context, auth: Authenticated, current: str, new: str) -> None:
+async def change_password(
+    ctx: Context, auth: Authenticated, current: str, new: str, ip: str | None = None
+) -> None:
     """Change one's own password; every other session of the account is signed out."""
     user = auth.user
     validate.password(new, min_length=ctx.config.auth.min_password_length, username_=user.username)
@@ -229,7 +431,16 @@ async def change_password(ctx: Context, auth: Authenticated, current: str, new: 
 
     def work(ch: Changes) -> None:
         store.set_password(ch.tx, user.id, new_hash, must_change=False)
-        store.delete_user_sessions(ch.tx, user.id, keep=auth.token_hash)
+        count = store.delete_user_sessions(ch.tx, user.id, keep=auth.token_hash)
+        _record(
+            ctx,
+            ch,
+            "auth.password_changed",
+            user,
+            ip,
+            target=user,
+            details={"sessions_revoked": count, "was_required": user.must_change_password},
+        )
 
     await write(ctx, work)
     await ctx.bus.publish(SessionsRevoked(user.id, None, keep=auth.token_hash))
@@ -246,6 +457,7 @@ async def create_user(
     password: str,
     display_name: str,
     role: OrgRole = OrgRole.MEMBER,
+    ip: str | None = None,
 ) -> User:
     """Create an account. `actor` None is the operator at the server's shell (the CLI)."""
     if actor is not None:
@@ -276,6 +488,15 @@ async def create_user(
             store.insert_user(ch.tx, user, pw_hash)
         except UniqueViolation:
             raise Conflict("username_taken", f"username {name!r} is taken") from None
+        _record(
+            ctx,
+            ch,
+            "user.created",
+            actor,
+            ip,
+            target=user,
+            details={"username": name, "role": role.value, "via": "api" if actor else "cli"},
+        )
         return user
 
     return await write(ctx, work)
@@ -300,7 +521,9 @@ async def get_user(ctx: Context, actor: User, user_id: str) -> User:
     return await ctx.db.read(lambda tx: gates.org_user(tx, actor, user_id))
 
 
-async def set_active(ctx: Context, actor: User | None, target: str, *, active: bool) -> User:
+async def set_active(
+    ctx: Context, actor: User | None, target: str, *, active: bool, ip: str | None = None
+) -> User:
     """Deactivate (signing out every session) or reactivate an account."""
     if actor is not None:
         gates.require_org(actor, OrgAction.DEACTIVATE_USER)
@@ -320,8 +543,21 @@ async def set_active(ctx: Context, actor: User | None, target: str, *, active: b
         if demoting_owner and store.count_owners(ch.tx, user.org_id) <= 1:
             raise Conflict("last_owner", "the last owner cannot be deactivated")
         store.set_active(ch.tx, user.id, active)
-        if not active:
-            store.delete_user_sessions(ch.tx, user.id)
+        count = store.delete_user_sessions(ch.tx, user.id) if not active else 0
+        _record(
+            ctx,
+            ch,
+            "user.activated" if active else "user.deactivated",
+            actor,
+            ip,
+            target=user,
+            details={
+                "username": user.username,
+                "was_active": user.is_active,
+                "sessions_revoked": count,
+                "via": "api" if actor else "cli",
+            },
+        )
         return replace(user, is_active=active)
 
     changed = await write(ctx, work)
@@ -342,12 +578,61 @@ async def reset_password(ctx: Context, username: str, password: str) -> User:
 
     def work(ch: Changes) -> User:
         store.set_password(ch.tx, found.id, pw_hash, must_change=False)
-        store.delete_user_sessions(ch.tx, found.id)
+        count = store.delete_user_sessions(ch.tx, found.id)
+        _record(
+            ctx,
+            ch,
+            "auth.password_reset",
+            None,
+            None,
+            target=found,
+            details={"username": found.username, "sessions_revoked": count, "via": "cli"},
+        )
         return replace(found, must_change_password=False)
 
     changed = await write(ctx, work)
     await ctx.bus.publish(SessionsRevoked(changed.id, None))
     return changed
+
+
+async def org_settings(ctx: Context, actor: User) -> OrgSettings:
+    gates.require_org(actor, OrgAction.VIEW_ORG_SETTINGS)
+    return await ctx.db.read(lambda tx: store.org_settings(tx, actor.org_id))
+
+
+async def update_org_settings(
+    ctx: Context, actor: User, *, require_mfa: bool | None = None, ip: str | None = None
+) -> OrgSettings:
+    """Change organization settings (admins and owners); each change is audited."""
+    gates.require_org(actor, OrgAction.CHANGE_ORG_SETTINGS)
+
+    def work(ch: Changes) -> OrgSettings:
+        before = store.org_settings(ch.tx, actor.org_id)
+        after = before
+        if require_mfa is not None:
+            after = replace(after, require_mfa=require_mfa)
+        changed = {
+            name: {"from": getattr(before, name), "to": getattr(after, name)}
+            for name in ("require_mfa",)
+            if getattr(before, name) != getattr(after, name)
+        }
+        if not changed:
+            return before
+        after = replace(after, updated_at=ch.now)
+        store.put_org_settings(ch.tx, after)
+        _record(
+            ctx,
+            ch,
+            "org.settings_changed",
+            actor,
+            ip,
+            target_type="org",
+            target_id=actor.org_id,
+            details={"changed": changed},
+        )
+        return after
+
+    return await write(ctx, work)
 
 
 def _plausible(username: str) -> bool:

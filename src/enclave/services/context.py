@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from enclave.config import Config
+from enclave.crypto.keyring import KeyProvider
 from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, EventType
-from enclave.domain.ids import ConversationId, UserId
+from enclave.domain.ids import ConversationId, UserId, conversation_scope
 from enclave.domain.signals import Committed, Signal
+from enclave.services.keys import DataKeys
 from enclave.services.limits import MemoryRateLimiter, RateLimiter
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
@@ -46,6 +48,10 @@ class Context:
     bus: Bus
     passwords: Passwords
     config: Config
+    keys: KeyProvider
+    """The key-encryption keys and the audit key (`enclave.crypto.keyring`)."""
+    data_keys: DataKeys
+    """Encryption at rest; also the `sealer` of every transaction of `db`."""
     clock: Clock = field(default_factory=SystemClock)
     # Login lockout and request rate limits; one process's memory until a shared one is wired.
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
@@ -102,4 +108,8 @@ async def write(ctx: Context, fn: Callable[[Changes], T]) -> T:
     result, events = await ctx.db.write(work)
     if events:
         await ctx.bus.publish(Committed(tuple(events)))
+        for event in events:  # a dictionary lookup each, once the keys are known
+            await ctx.data_keys.confirm(
+                ctx.db, conversation_scope(event.conversation_id), event.created_at
+            )
     return result

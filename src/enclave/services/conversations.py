@@ -18,7 +18,7 @@ from enclave.domain.models import (
     Visibility,
 )
 from enclave.domain.policy import ConvAction, OrgAction
-from enclave.services import gates, validate
+from enclave.services import audit, gates, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import conversations as store
 from enclave.storage import messages as msg_store
@@ -215,6 +215,7 @@ async def set_archived(
         store.set_archived(ch.tx, conv.id, archived)
         kind = EventType.CONVERSATION_ARCHIVED if archived else EventType.CONVERSATION_UNARCHIVED
         event = ch.record(conv.id, kind, actor.id, {"conversation_id": conv.id})
+        _audit(ctx, ch, actor, kind.value, "conversation", conv.id, {"kind": conv.kind.value})
         return _summary(ch.tx, actor, replace(conv, archived=archived, last_seq=event.seq))
 
     return await write(ctx, work)
@@ -303,6 +304,8 @@ async def remove_member(ctx: Context, actor: User, conv_id: str, user_id: str) -
         _check_not_last_owner(ch.tx, conv, target)
         store.remove_member(ch.tx, conv.id, target.user_id)
         ch.record(conv.id, EventType.MEMBER_LEFT, actor.id, {"user_id": target.user_id})
+        details = {"conversation_id": conv.id, "role": target.role.value}
+        _audit(ctx, ch, actor, "conversation.member_removed", "user", target.user_id, details)
 
     await write(ctx, work)
 
@@ -327,9 +330,33 @@ async def set_member_role(
             actor.id,
             {"user_id": target.user_id, "role": role.value},
         )
+        details = {"conversation_id": conv.id, "from": target.role.value, "to": role.value}
+        _audit(ctx, ch, actor, "conversation.member_role_changed", "user", target.user_id, details)
         return replace(target, role=role)
 
     return await write(ctx, work)
+
+
+def _audit(
+    ctx: Context,
+    ch: Changes,
+    actor: User,
+    action: str,
+    target_type: str,
+    target_id: str,
+    details: dict[str, str],
+) -> None:
+    """Moderation is audited in the transaction of the change (docs/security.md, "Audit log")."""
+    audit.record(
+        ctx.keys,
+        ch.tx,
+        ch.now,
+        action,
+        audit.actor_of(actor),
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
+    )
 
 
 async def members(

@@ -48,6 +48,15 @@ class RateLimiter(Protocol):
 
     def marked(self, key: str, *, now_ms: int) -> bool: ...
 
+    def acquire(self, key: str, *, limit: int, ttl_ms: int, now_ms: int) -> bool:
+        """Take one of `limit` concurrent slots of `key`; False if all are taken. A slot not
+        released within `ttl_ms` (a crashed holder) frees itself."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Give back a slot taken by `acquire`."""
+        ...
+
 
 class MemoryRateLimiter:
     """The state of one process. Expired entries are swept now and then, so memory stays
@@ -61,6 +70,8 @@ class MemoryRateLimiter:
         # key -> (count, last_ms, window_ms)
         self._failures: dict[str, tuple[int, int, int]] = {}
         self._marks: dict[str, int] = {}
+        # key -> expiry times of the slots held
+        self._slots: dict[str, list[int]] = {}
         self._ops = 0
 
     def take(self, key: str, *, per_second: float, burst: int, now_ms: int) -> int:
@@ -97,6 +108,22 @@ class MemoryRateLimiter:
     def marked(self, key: str, *, now_ms: int) -> bool:
         return self._marks.get(key, 0) > now_ms
 
+    def acquire(self, key: str, *, limit: int, ttl_ms: int, now_ms: int) -> bool:
+        held = [t for t in self._slots.get(key, []) if t > now_ms]
+        if len(held) >= limit:
+            self._slots[key] = held
+            return False
+        held.append(now_ms + ttl_ms)
+        self._slots[key] = held
+        return True
+
+    def release(self, key: str) -> None:
+        held = self._slots.get(key)
+        if held:
+            held.remove(min(held))
+            if not held:
+                del self._slots[key]
+
     def _tick(self, now_ms: int) -> None:
         self._ops += 1
         if self._ops % self._SWEEP_EVERY == 0:
@@ -107,6 +134,9 @@ class MemoryRateLimiter:
         self._buckets = {k: v for k, v in self._buckets.items() if now_ms - v[1] < v[2]}
         self._failures = {k: v for k, v in self._failures.items() if now_ms - v[1] <= v[2]}
         self._marks = {k: v for k, v in self._marks.items() if v > now_ms}
+        self._slots = {
+            k: live for k, v in self._slots.items() if (live := [t for t in v if t > now_ms])
+        }
 
 
 def enforce(limiter: RateLimiter, key: str, *, per_second: float, burst: int, now_ms: int) -> None:

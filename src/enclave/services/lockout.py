@@ -15,6 +15,12 @@ Once a counter reaches its threshold, the key is locked for `lockout_base_second
 with every further failure up to `lockout_max_seconds`. Attempts refused during a lock do not
 count and their password is not checked (a correct one is refused too: the lock is no oracle),
 so a lock always expires; a counter starts again after `lockout_window_minutes` without failure.
+
+Failures are counted only once a password was checked, so parallel guesses could all pass
+`check` before the first one is counted. `begin` closes that gap: it holds one in-flight slot
+per (account, address) pair and a few per address while the password is checked, so concurrent
+guesses wait their turn (they get `rate_limited` with Retry-After: 1) and each one is counted
+before the next is tried.
 """
 
 from __future__ import annotations
@@ -30,7 +36,12 @@ from enclave.services.limits import Failures
 
 log = logging.getLogger("enclave.security")
 
-__all__ = ["check", "failed", "succeeded"]
+__all__ = ["Attempt", "begin", "check", "failed", "succeeded"]
+
+# Concurrent password checks allowed per (account, address) pair and per address.
+_PAIR_IN_FLIGHT = 1
+_IP_IN_FLIGHT = 4
+_SLOT_TTL_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,36 @@ def check(ctx: Context, username: str, ip: str | None) -> None:
             "too many failed logins; try again later",
             retry_after_s=math.ceil(wait / 1000),
         )
+
+
+class Attempt:
+    """The in-flight slots of one login attempt; `end` gives them back (once)."""
+
+    def __init__(self, ctx: Context, keys: list[str]) -> None:
+        self._ctx = ctx
+        self._keys = keys
+
+    def end(self) -> None:
+        for key in self._keys:
+            self._ctx.limiter.release(key)
+        self._keys = []
+
+
+def begin(ctx: Context, username: str, ip: str | None) -> Attempt:
+    """`check`, then take the in-flight slots of this attempt; call `end` once it is decided."""
+    check(ctx, username, ip)
+    now = ctx.clock.now_ms()
+    keys = _keys(username, ip)
+    slots = [(f"{keys.pair}:busy", _PAIR_IN_FLIGHT), (f"{keys.ip}:busy", _IP_IN_FLIGHT)]
+    taken = Attempt(ctx, [])
+    for key, limit in slots:
+        if not ctx.limiter.acquire(key, limit=limit, ttl_ms=_SLOT_TTL_MS, now_ms=now):
+            taken.end()
+            raise RateLimited(
+                "rate_limited", "another login attempt is in progress", retry_after_s=1
+            )
+        taken = Attempt(ctx, [*taken._keys, key])
+    return taken
 
 
 def failed(ctx: Context, username: str, ip: str | None) -> None:

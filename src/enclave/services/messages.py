@@ -10,7 +10,7 @@ from enclave.domain.events import EventType
 from enclave.domain.ids import MessageId, UserId, is_valid_id, new_id
 from enclave.domain.models import Message, MessageVersion, ReactionSummary, User
 from enclave.domain.policy import ConvAction
-from enclave.services import gates, validate
+from enclave.services import audit, gates, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as account_store
 from enclave.storage import conversations as conv_store
@@ -140,8 +140,10 @@ async def edit(ctx: Context, actor: User, message_id: str, text: str) -> Message
             raise Conflict("message_recalled", "a recalled message cannot be edited")
         if msg.text == body:
             return msg
-        store.add_version(ch.tx, msg.id, msg.text, msg.edited_at or msg.created_at)
-        store.update_text(ch.tx, msg.id, body, ch.now)
+        store.add_version(
+            ch.tx, msg.conversation_id, msg.id, msg.text, msg.edited_at or msg.created_at
+        )
+        store.update_text(ch.tx, msg.conversation_id, msg.id, body, ch.now)
         edited = replace(msg, text=body, edited_at=ch.now)
         ch.record(conv.id, EventType.MESSAGE_EDITED, actor.id, {"message": wire.message(edited)})
         return edited
@@ -167,6 +169,20 @@ async def recall(ctx: Context, actor: User, message_id: str) -> Message:
             EventType.MESSAGE_RECALLED,
             actor.id,
             {"message_id": msg.id, "recalled_at": ch.now},
+        )
+        audit.record(
+            ctx.keys,
+            ch.tx,
+            ch.now,
+            "message.recalled",
+            audit.actor_of(actor),
+            target_type="message",
+            target_id=msg.id,
+            details={
+                "conversation_id": conv.id,
+                "sender_id": msg.sender_id,
+                "moderated": msg.sender_id != actor.id,
+            },
         )
         return recalled
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from enclave.domain.ids import OrgId, UserId
-from enclave.domain.models import Org, OrgRole, Session, User
+from enclave.domain.ids import OrgId, UserId, user_scope
+from enclave.domain.models import Org, OrgRole, OrgSettings, Session, User
 from enclave.storage.base import Row, Tx
 
 
-def _user(row: Row) -> User:
+def name_aad(user_id: str) -> str:
+    return f"users.display_name|{user_id}"
+
+
+def _user(tx: Tx, row: Row) -> User:
+    display_name = tx.sealer.open(tx, name_aad(row["id"]), row["display_name"])
     return User(
         id=UserId(row["id"]),
         org_id=OrgId(row["org_id"]),
         username=row["username"],
-        display_name=row["display_name"],
+        display_name=display_name or "",
         role=OrgRole(row["role"]),
         is_active=bool(row["is_active"]),
         must_change_password=bool(row["must_change_password"]),
@@ -24,6 +29,34 @@ def insert_org(tx: Tx, org: Org) -> None:
     tx.execute(
         "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
         (org.id, org.name, org.created_at),
+    )
+
+
+def org_by_id(tx: Tx, org_id: OrgId) -> Org | None:
+    row = tx.fetchone("SELECT id, name, created_at FROM orgs WHERE id = ?", (org_id,))
+    if row is None:
+        return None
+    return Org(id=OrgId(row["id"]), name=row["name"], created_at=row["created_at"])
+
+
+def org_settings(tx: Tx, org_id: OrgId) -> OrgSettings:
+    """An organization's settings; the defaults until an admin changes one."""
+    row = tx.fetchone(
+        "SELECT require_mfa, updated_at FROM org_settings WHERE org_id = ?", (org_id,)
+    )
+    if row is None:
+        return OrgSettings(org_id=org_id)
+    return OrgSettings(
+        org_id=org_id, require_mfa=bool(row["require_mfa"]), updated_at=row["updated_at"]
+    )
+
+
+def put_org_settings(tx: Tx, settings: OrgSettings) -> None:
+    tx.execute(
+        "INSERT INTO org_settings (org_id, require_mfa, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (org_id) DO UPDATE SET require_mfa = excluded.require_mfa,"
+        " updated_at = excluded.updated_at",
+        (settings.org_id, int(settings.require_mfa), settings.updated_at),
     )
 
 
@@ -43,7 +76,9 @@ def insert_user(tx: Tx, user: User, password_hash: str) -> None:
             user.id,
             user.org_id,
             user.username,
-            user.display_name,
+            tx.sealer.seal(
+                tx, user_scope(user.id), user.created_at, name_aad(user.id), user.display_name
+            ),
             password_hash,
             user.role.value,
             int(user.is_active),
@@ -60,7 +95,7 @@ def user_by_id(tx: Tx, user_id: str) -> User | None:
         " FROM users WHERE id = ?",
         (user_id,),
     )
-    return _user(row) if row else None
+    return _user(tx, row) if row else None
 
 
 def user_with_hash(tx: Tx, username: str) -> tuple[User, str] | None:
@@ -70,7 +105,7 @@ def user_with_hash(tx: Tx, username: str) -> tuple[User, str] | None:
         ", password_hash FROM users WHERE username = ?",
         (username,),
     )
-    return (_user(row), row["password_hash"]) if row else None
+    return (_user(tx, row), row["password_hash"]) if row else None
 
 
 def password_hash(tx: Tx, user_id: UserId) -> str | None:
@@ -83,7 +118,7 @@ def users_in_org(
 ) -> list[User]:
     """Users ordered by username, paged by the last username seen."""
     return [
-        _user(r)
+        _user(tx, r)
         for r in tx.fetchall(
             "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
             " created_at"
@@ -105,7 +140,7 @@ def active_users_by_username(tx: Tx, org_id: OrgId, usernames: list[str]) -> lis
             (name, org_id),
         )
         if row:
-            found.append(_user(row))
+            found.append(_user(tx, row))
     return found
 
 
@@ -139,26 +174,38 @@ def set_password(tx: Tx, user_id: UserId, new_hash: str, *, must_change: bool) -
 # -- sessions ---------------------------------------------------------------------------------
 
 
-def insert_session(tx: Tx, session: Session, user_agent: str) -> None:
+def insert_session(tx: Tx, session: Session) -> None:
     tx.execute(
         "INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at,"
-        " user_agent) VALUES (?, ?, ?, ?, ?, ?)",
+        " user_agent, last_ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             session.token_hash,
             session.user_id,
             session.created_at,
             session.last_used_at,
             session.expires_at,
-            user_agent,
+            session.user_agent,
+            session.last_ip,
         ),
     )
 
 
 def session_user(tx: Tx, token_hash: bytes) -> tuple[Session, User] | None:
+    found = session_state(tx, token_hash)
+    return (found[0], found[1]) if found else None
+
+
+def session_state(tx: Tx, token_hash: bytes) -> tuple[Session, User, bool] | None:
+    """A session, its user, and whether the user must still enrol in MFA (their organization
+    requires it and they have no confirmed second factor), in one query."""
     row = tx.fetchone(
         "SELECT s.token_hash, s.user_id, s.created_at AS s_created, s.last_used_at, s.expires_at,"
+        " s.user_agent, s.last_ip,"
         " u.id, u.org_id, u.username, u.display_name, u.role, u.is_active,"
-        " u.must_change_password, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id"
+        " u.must_change_password, u.created_at,"
+        " (SELECT o.require_mfa FROM org_settings o WHERE o.org_id = u.org_id) AS require_mfa,"
+        " (SELECT m.confirmed_at FROM user_mfa m WHERE m.user_id = u.id) AS mfa_confirmed_at"
+        " FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.token_hash = ?",
         (token_hash,),
     )
@@ -170,12 +217,19 @@ def session_user(tx: Tx, token_hash: bytes) -> tuple[Session, User] | None:
         created_at=row["s_created"],
         last_used_at=row["last_used_at"],
         expires_at=row["expires_at"],
+        user_agent=row["user_agent"],
+        last_ip=row["last_ip"],
     )
-    return session, _user(row)
+    mfa_missing = bool(row["require_mfa"]) and row["mfa_confirmed_at"] is None
+    return session, _user(tx, row), mfa_missing
 
 
-def touch_session(tx: Tx, token_hash: bytes, now: int) -> None:
-    tx.execute("UPDATE sessions SET last_used_at = ? WHERE token_hash = ?", (now, token_hash))
+def touch_session(tx: Tx, token_hash: bytes, now: int, ip: str | None = None) -> None:
+    """Record a use of the session (and its address, when known)."""
+    tx.execute(
+        "UPDATE sessions SET last_used_at = ?, last_ip = COALESCE(?, last_ip) WHERE token_hash = ?",
+        (now, ip, token_hash),
+    )
 
 
 def delete_session(tx: Tx, token_hash: bytes) -> None:
@@ -188,22 +242,21 @@ def delete_user_sessions(tx: Tx, user_id: UserId, *, keep: bytes | None = None) 
     )
 
 
-def user_sessions(tx: Tx, user_id: UserId) -> list[tuple[Session, str]]:
-    """A user's sessions with their user agents, most recently used first."""
+def user_sessions(tx: Tx, user_id: UserId) -> list[Session]:
+    """A user's sessions, most recently used first."""
     return [
-        (
-            Session(
-                token_hash=bytes(r["token_hash"]),
-                user_id=UserId(r["user_id"]),
-                created_at=r["created_at"],
-                last_used_at=r["last_used_at"],
-                expires_at=r["expires_at"],
-            ),
-            r["user_agent"],
+        Session(
+            token_hash=bytes(r["token_hash"]),
+            user_id=UserId(r["user_id"]),
+            created_at=r["created_at"],
+            last_used_at=r["last_used_at"],
+            expires_at=r["expires_at"],
+            user_agent=r["user_agent"],
+            last_ip=r["last_ip"],
         )
         for r in tx.fetchall(
-            "SELECT token_hash, user_id, created_at, last_used_at, expires_at, user_agent"
-            " FROM sessions WHERE user_id = ? ORDER BY last_used_at DESC",
+            "SELECT token_hash, user_id, created_at, last_used_at, expires_at, user_agent, last_ip"
+            " FROM sessions WHERE user_id = ? ORDER BY last_used_at DESC, created_at DESC",
             (user_id,),
         )
     ]

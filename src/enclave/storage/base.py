@@ -18,7 +18,12 @@ class Row(Protocol):
 
 
 class Tx(Protocol):
-    """A transaction. SQL uses `?` placeholders on every backend; values are always parameters."""
+    """A transaction. SQL uses `?` placeholders on every backend; values are always parameters.
+
+    `sealer` encrypts and decrypts the fields kept encrypted at rest (see `Sealer`)."""
+
+    @property
+    def sealer(self) -> Sealer: ...
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; return the number of rows it changed."""
@@ -27,6 +32,31 @@ class Tx(Protocol):
     def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
 
     def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+
+class Sealer(Protocol):
+    """Encryption at rest for single fields, implemented by `enclave.services.keys.DataKeys`.
+
+    `scope` names whose data key is used (`conv:<id>` or `user:<id>`), `at_ms` picks its time
+    epoch, and `aad` is the row identity (table, column and key) bound into the ciphertext, so
+    that a sealed value copied into another row or column does not open. The data keys live in
+    the database too, so both methods take the transaction they run in."""
+
+    def seal(self, tx: Tx, scope: str, at_ms: int, aad: str, plaintext: str) -> str: ...
+
+    def open(self, tx: Tx, aad: str, stored: str) -> str | None:
+        """The plaintext, or None if its data key was shredded."""
+        ...
+
+
+class NoSealer:
+    """For processes that only migrate the schema: touching a sealed field is a bug there."""
+
+    def seal(self, tx: Tx, scope: str, at_ms: int, aad: str, plaintext: str) -> str:
+        raise StorageError("this process has no data keys")
+
+    def open(self, tx: Tx, aad: str, stored: str) -> str | None:
+        raise StorageError("this process has no data keys")
 
 
 Work = Callable[[Tx], T]

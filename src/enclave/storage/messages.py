@@ -7,19 +7,35 @@ from typing import Any
 
 from enclave import codec
 from enclave.domain.events import Event, EventType
-from enclave.domain.ids import ConversationId, MessageId, UserId
+from enclave.domain.ids import ConversationId, MessageId, UserId, conversation_scope
 from enclave.domain.models import Message, MessageVersion, ReactionSummary
 from enclave.storage.base import Row, Tx
 
 
-def _message(row: Row, reactions: tuple[ReactionSummary, ...] = ()) -> Message:
+def text_aad(message_id: str) -> str:
+    return f"messages.text|{message_id}"
+
+
+def version_aad(message_id: str, version: int) -> str:
+    return f"message_versions.text|{message_id}|{version}"
+
+
+def event_aad(conv_id: str, seq: int) -> str:
+    return f"events.data|{conv_id}|{seq}"
+
+
+def _message(tx: Tx, row: Row, reactions: tuple[ReactionSummary, ...] = ()) -> Message:
+    stored = row["text"]
+    text = None
+    if row["recalled_at"] is None and stored is not None:
+        text = tx.sealer.open(tx, text_aad(row["id"]), stored)
     return Message(
         id=MessageId(row["id"]),
         conversation_id=ConversationId(row["conversation_id"]),
         seq=row["seq"],
         sender_id=UserId(row["sender_id"]),
         client_msg_id=row["client_msg_id"],
-        text=None if row["recalled_at"] is not None else row["text"],
+        text=text,
         thread_root_id=MessageId(row["thread_root_id"]) if row["thread_root_id"] else None,
         created_at=row["created_at"],
         edited_at=row["edited_at"],
@@ -42,7 +58,11 @@ def insert_message(tx: Tx, m: Message) -> None:
             m.seq,
             m.sender_id,
             m.client_msg_id,
-            m.text,
+            None
+            if m.text is None
+            else tx.sealer.seal(
+                tx, conversation_scope(m.conversation_id), m.created_at, text_aad(m.id), m.text
+            ),
             m.thread_root_id,
             m.created_at,
             m.edited_at,
@@ -63,7 +83,7 @@ def by_id(tx: Tx, message_id: str) -> Message | None:
     row = tx.fetchone("SELECT * FROM messages WHERE id = ?", (message_id,))
     if row is None:
         return None
-    return _message(row, _reactions_of(tx, MessageId(row["id"])))
+    return _message(tx, row, _reactions_of(tx, MessageId(row["id"])))
 
 
 def by_client_msg_id(tx: Tx, sender_id: UserId, client_msg_id: str) -> Message | None:
@@ -73,7 +93,7 @@ def by_client_msg_id(tx: Tx, sender_id: UserId, client_msg_id: str) -> Message |
     )
     if row is None:
         return None
-    return _message(row, _reactions_of(tx, MessageId(row["id"])))
+    return _message(tx, row, _reactions_of(tx, MessageId(row["id"])))
 
 
 def page(
@@ -118,7 +138,7 @@ def last_top_level(tx: Tx, conv_id: ConversationId) -> Message | None:
         " ORDER BY seq DESC LIMIT 1",
         (conv_id,),
     )
-    return _message(row) if row else None
+    return _message(tx, row) if row else None
 
 
 def _with_reactions(tx: Tx, rows: list[Row]) -> list[Message]:
@@ -135,7 +155,7 @@ def _with_reactions(tx: Tx, rows: list[Row]) -> list[Message]:
         (conv_id, min(first, last), max(first, last)),
     ):
         grouped[r["message_id"]][r["emoji"]].append(UserId(r["user_id"]))
-    return [_message(r, _summaries(grouped.get(r["id"], {}))) for r in rows]
+    return [_message(tx, r, _summaries(grouped.get(r["id"], {}))) for r in rows]
 
 
 def _summaries(by_emoji: dict[str, list[UserId]]) -> tuple[ReactionSummary, ...]:
@@ -165,21 +185,29 @@ def lock(tx: Tx, message_id: str) -> None:
     tx.execute("UPDATE messages SET reply_count = reply_count WHERE id = ?", (message_id,))
 
 
-def update_text(tx: Tx, message_id: MessageId, text: str, edited_at: int) -> None:
+def update_text(
+    tx: Tx, conv_id: ConversationId, message_id: MessageId, text: str, edited_at: int
+) -> None:
+    sealed = tx.sealer.seal(tx, conversation_scope(conv_id), edited_at, text_aad(message_id), text)
     tx.execute(
-        "UPDATE messages SET text = ?, edited_at = ? WHERE id = ?", (text, edited_at, message_id)
+        "UPDATE messages SET text = ?, edited_at = ? WHERE id = ?", (sealed, edited_at, message_id)
     )
 
 
-def add_version(tx: Tx, message_id: MessageId, text: str, created_at: int) -> int:
+def add_version(
+    tx: Tx, conv_id: ConversationId, message_id: MessageId, text: str, created_at: int
+) -> int:
     row = tx.fetchone(
         "SELECT COALESCE(MAX(version), 0) AS v FROM message_versions WHERE message_id = ?",
         (message_id,),
     )
     version = int(row["v"]) + 1 if row else 1
+    sealed = tx.sealer.seal(
+        tx, conversation_scope(conv_id), created_at, version_aad(message_id, version), text
+    )
     tx.execute(
         "INSERT INTO message_versions (message_id, version, text, created_at) VALUES (?, ?, ?, ?)",
-        (message_id, version, text, created_at),
+        (message_id, version, sealed, created_at),
     )
     return version
 
@@ -189,7 +217,7 @@ def versions(tx: Tx, message_id: MessageId) -> list[MessageVersion]:
         MessageVersion(
             message_id=MessageId(r["message_id"]),
             version=r["version"],
-            text=r["text"],
+            text=tx.sealer.open(tx, version_aad(r["message_id"], r["version"]), r["text"]) or "",
             created_at=r["created_at"],
         )
         for r in tx.fetchall(
@@ -245,7 +273,13 @@ def insert_event(tx: Tx, event: Event) -> None:
             event.type.value,
             event.actor_id,
             event.created_at,
-            codec.dumps_text(event.data),
+            tx.sealer.seal(
+                tx,
+                conversation_scope(event.conversation_id),
+                event.created_at,
+                event_aad(event.conversation_id, event.seq),
+                codec.dumps_text(event.data),
+            ),
         ),
     )
 
@@ -258,7 +292,9 @@ def events_after(tx: Tx, conv_id: ConversationId, after_seq: int, limit: int) ->
             type=EventType(r["type"]),
             actor_id=UserId(r["actor_id"]),
             created_at=r["created_at"],
-            data=_json_object(r["data"]),
+            data=_json_object(
+                tx.sealer.open(tx, event_aad(r["conversation_id"], r["seq"]), r["data"]) or "{}"
+            ),
         )
         for r in tx.fetchall(
             "SELECT conversation_id, seq, type, actor_id, created_at, data FROM events"

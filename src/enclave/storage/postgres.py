@@ -19,7 +19,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from enclave.storage.base import Params, Row, StorageUnavailable, UniqueViolation
+from enclave.storage.base import Params, Row, Sealer, StorageUnavailable, UniqueViolation
 from enclave.storage.migrate import apply_postgres_migrations
 
 T = TypeVar("T")
@@ -37,10 +37,11 @@ def _to_pyformat(sql: str) -> str:
 class PostgresTx:
     """`Tx` over one psycopg connection inside a transaction."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "sealer")
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], sealer: Sealer) -> None:
         self._conn = conn
+        self.sealer = sealer
 
     def execute(self, sql: str, params: Params = ()) -> int:
         try:
@@ -68,8 +69,11 @@ class PostgresDatabase:
 
     dialect = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 8, migrate: bool = True) -> None:
+    def __init__(
+        self, url: str, *, sealer: Sealer, pool_size: int = 8, migrate: bool = True
+    ) -> None:
         self.url = url
+        self._sealer = sealer
         try:
             if migrate:
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -87,7 +91,7 @@ class PostgresDatabase:
         for attempt in range(_RETRIES):
             try:
                 with self._pool.connection() as conn, conn.transaction():
-                    return work(PostgresTx(conn))
+                    return work(PostgresTx(conn, self._sealer))
             except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
                 if attempt == _RETRIES - 1:
                     raise

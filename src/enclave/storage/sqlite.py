@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from enclave.storage.base import Params, Row, StorageUnavailable, UniqueViolation
+from enclave.storage.base import Params, Row, Sealer, StorageUnavailable, UniqueViolation
 from enclave.storage.migrate import apply_sqlite_migrations
 
 T = TypeVar("T")
@@ -31,10 +31,11 @@ _STOP = object()
 class SqliteTx:
     """`Tx` over one sqlite3 connection."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "sealer")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, sealer: Sealer) -> None:
         self._conn = conn
+        self.sealer = sealer
 
     def execute(self, sql: str, params: Params = ()) -> int:
         try:
@@ -62,6 +63,8 @@ def _connect(path: Path, *, synchronous: str, readonly: bool) -> sqlite3.Connect
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
+    # Deleted and overwritten content (shredded keys, purged rows) is zeroed, not left behind.
+    conn.execute("PRAGMA secure_delete=ON")
     if synchronous == "full":
         conn.execute("PRAGMA synchronous=FULL")
     else:
@@ -95,9 +98,16 @@ class SqliteDatabase:
     dialect = "sqlite"
 
     def __init__(
-        self, path: Path, *, synchronous: str = "full", readers: int = 2, max_batch: int = 256
+        self,
+        path: Path,
+        *,
+        sealer: Sealer,
+        synchronous: str = "full",
+        readers: int = 2,
+        max_batch: int = 256,
     ) -> None:
         self.path = path
+        self._sealer = sealer
         self._synchronous = synchronous
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
@@ -110,7 +120,9 @@ class SqliteDatabase:
         self._closed = False
 
     @classmethod
-    def open(cls, path: Path, *, synchronous: str = "full", readers: int = 2) -> SqliteDatabase:
+    def open(
+        cls, path: Path, *, sealer: Sealer, synchronous: str = "full", readers: int = 2
+    ) -> SqliteDatabase:
         """Create the file if needed and bring its schema up to date."""
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(path, synchronous=synchronous, readonly=False)
@@ -118,7 +130,7 @@ class SqliteDatabase:
             apply_sqlite_migrations(conn)
         finally:
             conn.close()
-        return cls(path, synchronous=synchronous, readers=readers)
+        return cls(path, sealer=sealer, synchronous=synchronous, readers=readers)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -131,7 +143,7 @@ class SqliteDatabase:
 
     def _write_loop(self) -> None:
         conn = self._writer_conn
-        tx = SqliteTx(conn)
+        tx = SqliteTx(conn, self._sealer)
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -208,7 +220,7 @@ class SqliteDatabase:
         conn = self._reader()
         conn.execute("BEGIN")  # one consistent snapshot for the whole unit
         try:
-            return work(SqliteTx(conn))
+            return work(SqliteTx(conn, self._sealer))
         finally:
             conn.execute("COMMIT")
 

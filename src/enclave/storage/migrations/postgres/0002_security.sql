@@ -61,3 +61,13 @@ CREATE TABLE org_settings (
     require_mfa INTEGER NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- The address a session was last used from, shown in the person's list of sessions.
+ALTER TABLE sessions ADD COLUMN last_ip TEXT;
+
+-- One-off data tasks that run after a migration (for example sealing rows written in plaintext
+-- by an earlier version); a row means the task finished.
+CREATE TABLE maintenance_done (
+    name TEXT PRIMARY KEY,
+    done_at BIGINT NOT NULL
+);

@@ -13,8 +13,9 @@ export class ApiError extends Error {
 }
 
 let token = localStorage.getItem(TOKEN_KEY);
-// Set by main.js: what to do when the session is gone (401) or a new password is required.
-const hooks = { authLost: () => {}, passwordChange: () => {} };
+// Set by main.js: what to do when the session is gone (401), a new password is required, or the
+// organization requires MFA that the account does not have yet.
+const hooks = { authLost: () => {}, passwordChange: () => {}, mfaEnrollment: () => {} };
 
 export function setHooks(h) {
   Object.assign(hooks, h);
@@ -58,6 +59,7 @@ export async function request(method, path, body, { quiet = false } = {}) {
     const error = new ApiError(res.status, code, data?.error?.message);
     if (!quiet && res.status === 401 && path !== "/auth/login") hooks.authLost(error);
     if (!quiet && code === "password_change_required") hooks.passwordChange(error);
+    if (!quiet && code === "mfa_enrollment_required") hooks.mfaEnrollment(error);
     throw error;
   }
   return data;
@@ -72,7 +74,8 @@ const q = (params) => {
 const enc = encodeURIComponent;
 
 export const api = {
-  login: (username, password) => request("POST", "/auth/login", { username, password }),
+  // `second` is {otp} or {recovery_code} for an account with MFA (after `mfa_required`).
+  login: (username, password, second = {}) => request("POST", "/auth/login", { username, password, ...second }),
   logout: () => request("POST", "/auth/logout", undefined, { quiet: true }),
   me: () => request("GET", "/users/me"),
   changePassword: (current_password, new_password) =>
@@ -81,6 +84,12 @@ export const api = {
   user: (id) => request("GET", `/users/${enc(id)}`),
   sessions: () => request("GET", "/users/me/sessions"),
   revokeSession: (id) => request("DELETE", `/users/me/sessions/${enc(id)}`),
+  revokeOtherSessions: () => request("DELETE", "/users/me/sessions"),
+  mfaStatus: () => request("GET", "/users/me/mfa"),
+  mfaStart: () => request("POST", "/users/me/mfa/totp"),
+  mfaConfirm: (code) => request("POST", "/users/me/mfa/totp/confirm", { code }),
+  mfaDisable: (password, code) => request("DELETE", "/users/me/mfa", { password, code }),
+  mfaRegenerate: (code) => request("POST", "/users/me/mfa/recovery-codes", { code }),
 
   conversations: () => request("GET", "/conversations"),
   conversation: (id) => request("GET", `/conversations/${enc(id)}`),

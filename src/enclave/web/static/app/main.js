@@ -9,6 +9,7 @@ import * as sync from "./sync.js";
 import * as outbox from "./outbox.js";
 import { actions, init as initActions } from "./actions.js";
 import { loginView, changePasswordView } from "./views/login.js";
+import { mfaEnrollmentView } from "./views/security.js";
 import { mountApp, phoneQuery } from "./views/shell.js";
 import { conversationName } from "./views/common.js";
 import { updateTitle, maybeNotify } from "./notify.js";
@@ -16,7 +17,7 @@ import { updateTitle, maybeNotify } from "./notify.js";
 const root = document.getElementById("root");
 let stream = null;
 let mounted = null;
-let screen = null; // "login" | "password" | "app" | "error"
+let screen = null; // "login" | "password" | "mfa" | "app" | "error"
 const offs = [];
 
 function show(view) {
@@ -28,11 +29,11 @@ function showLogin() {
   screen = "login";
   updateTitle();
   show(loginView({
-    onSubmit: async (username, password) => {
-      const res = await api.login(username, password);
+    onSubmit: async (username, password, second) => {
+      const res = await api.login(username, password, second);
       setToken(res.token);
       if (res.user.must_change_password) showChangePassword();
-      else await startApp(res.user);
+      else await continueSetUp(res.user);
     },
   }));
 }
@@ -43,9 +44,27 @@ function showChangePassword() {
   show(changePasswordView({
     onSubmit: async (current, next) => {
       await api.changePassword(current, next);
-      await startApp(await api.me());
+      await continueSetUp(await api.me());
     },
     onCancel: () => actions.logout(),
+  }));
+}
+
+// After log-in and the password step: an organization that requires MFA gets the enrolment
+// screen first for an account without it (the server answers `mfa_enrollment_required` to
+// everything else until then).
+async function continueSetUp(me) {
+  const mfa = await api.mfaStatus();
+  if (mfa.required && !mfa.enrolled) showMfaEnrollment(me);
+  else await startApp(me);
+}
+
+function showMfaEnrollment(me) {
+  screen = "mfa";
+  stopApp();
+  show(mfaEnrollmentView({
+    onDone: async () => startApp(me || (await api.me())),
+    onSignOut: () => actions.logout(),
   }));
 }
 
@@ -67,7 +86,8 @@ async function startApp(me) {
     onFrame: sync.applyFrame,
     onState: (s) => { state.connection = s; emit("connection"); },
     onReady: () => { sendPresence(); outbox.flush(); },
-    onFatal: (code) => (code === "password_change_required" ? showChangePassword() : signOut()),
+    onFatal: (code) => (code === "password_change_required" ? showChangePassword()
+      : code === "mfa_enrollment_required" ? showMfaEnrollment(state.me) : signOut()),
   });
   sync.attach(stream, {
     onMessage: (c, m) => maybeNotify(c, m, conversationName),
@@ -124,9 +144,10 @@ async function boot() {
   if (!getToken()) return showLogin();
   try {
     const me = await api.me();
-    await startApp(me);
+    await continueSetUp(me);
   } catch (err) {
     if (err.code === "password_change_required") showChangePassword();
+    else if (err.code === "mfa_enrollment_required") showMfaEnrollment(null);
     else if (err.status === 401) { setToken(null); showLogin(); }
     else if (err.status === 0) showError();
     else showLogin();
@@ -134,8 +155,9 @@ async function boot() {
 }
 
 setHooks({
-  authLost: () => { if (screen === "app" || screen === "password") signOut(); },
+  authLost: () => { if (screen === "app" || screen === "password" || screen === "mfa") signOut(); },
   passwordChange: () => { if (screen !== "password") showChangePassword(); },
+  mfaEnrollment: () => { if (screen === "app") showMfaEnrollment(state.me); },
 });
 
 // Everything on screen comes from the locale tables: switching the language re-renders.
@@ -144,6 +166,7 @@ onLangChange(() => {
   if (screen === "app") mountShell();
   else if (screen === "login") showLogin();
   else if (screen === "password") showChangePassword();
+  else if (screen === "mfa") showMfaEnrollment(state.me);
   else if (screen === "error") showError();
 });
 phoneQuery.addEventListener("change", () => { if (screen === "app") mountShell(); });

@@ -98,7 +98,8 @@ export class Stream {
       if (FATAL[ev.code]) {
         this.stopped = true;
         this.setState("offline");
-        this.onFatal(FATAL[ev.code]);
+        // 4003's reason says which set-up step is missing (password change or MFA enrolment).
+        this.onFatal(ev.code === 4003 && ev.reason ? ev.reason : FATAL[ev.code]);
         return;
       }
       this.scheduleReconnect();

@@ -14,10 +14,44 @@ export function loginView({ onSubmit }) {
   const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
   const error = h("p", { testid: "login-error", class: "form-error", attrs: { role: "alert" }, hidden: true });
   const submit = h("button", { type: "submit", class: "primary", text: t("login.submit") });
+  // The second step, shown once the server answers `mfa_required`: the authenticator code, or
+  // (after "Use a recovery code") one of the recovery codes, in the same field.
+  const code = h("input", { testid: "login-otp", name: "otp", inputMode: "numeric", autocomplete: "one-time-code", maxLength: 64, spellcheck: false, autocapitalize: "none" });
+  const codeField = field(t("login.otp"), code);
+  codeField.hidden = true;
+  let recovery = false;
+  const toggle = h("button", {
+    type: "button", testid: "use-recovery-code", class: "link", hidden: true,
+    on: { click: () => { recovery = !recovery; renderCode(); code.value = ""; code.focus(); } },
+  });
+  function renderCode() {
+    codeField.querySelector("label").textContent = recovery ? t("login.recoveryCode") : t("login.otp");
+    code.name = recovery ? "recovery_code" : "otp";
+    code.inputMode = recovery ? "text" : "numeric";
+    code.autocomplete = recovery ? "off" : "one-time-code";
+    toggle.textContent = recovery ? t("login.useOtp") : t("login.useRecovery");
+  }
+  renderCode();
+  function second() {
+    if (codeField.hidden) return {};
+    const value = code.value.trim();
+    return recovery ? { recovery_code: value } : { otp: value };
+  }
   const form = h("form", {
     testid: "login-form", class: "card", attrs: { "aria-labelledby": "login-title" },
     on: {
-      submit: submitting(error, submit, () => onSubmit(username.value.trim(), password.value), (err) => {
+      submit: submitting(error, submit, () => onSubmit(username.value.trim(), password.value, second()), (err) => {
+        if (err?.code === "mfa_required") {
+          codeField.hidden = false;
+          toggle.hidden = false;
+          code.required = true;
+          queueMicrotask(() => code.focus());
+          return t("login.mfaNeeded");
+        }
+        if (!codeField.hidden && err?.code === "invalid_credentials") {
+          code.select();
+          return t("login.failedCode");
+        }
         password.select();
         return err?.code === "invalid_credentials" ? t("login.failed") : errorText(err);
       }),
@@ -27,6 +61,7 @@ export function loginView({ onSubmit }) {
   h("p", { class: "muted", text: t("login.intro") }),
   field(t("login.username"), username),
   field(t("login.password"), password),
+  codeField, toggle,
   error, submit);
   return h("main", { class: "auth-screen" }, h("div", { class: "auth-lang" }, languageSelect()), form);
 }

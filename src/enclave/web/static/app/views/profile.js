@@ -5,6 +5,7 @@ import { state } from "../store.js";
 import { api } from "../api.js";
 import { openDialog, dialogHeader } from "./common.js";
 import { askPermission, permission, notificationsSupported } from "../notify.js";
+import { securityDialog } from "./security.js";
 
 /** A short device label from a User-Agent string ("Chrome · Linux"). */
 function device(ua) {
@@ -72,6 +73,10 @@ export function profileDialog(actions) {
     dialogHeader("profile-title", t("profile.title"), dialog),
     h("p", { class: "profile-name", text: me.display_name || me.username }),
     h("p", { class: "muted", text: `@${me.username} · ${t(`orgRole.${me.role}`)}` }),
+    h("button", {
+      type: "button", testid: "security-button", class: "secondary", text: t("security.open"),
+      on: { click: () => { dialog.close(); securityDialog(actions); } },
+    }),
     h("h3", { text: t("notify.title") }), notifyNote, notifyBtn,
     h("h3", { id: "sessions-title", text: t("session.title") }), status, sessions,
     h("div", { class: "dialog-actions" },

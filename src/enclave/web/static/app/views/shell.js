@@ -9,6 +9,7 @@ import { conversationView } from "./conversation.js";
 import { threadPanel } from "./thread.js";
 import { newConversationDialog, channelBrowser } from "./dialogs.js";
 import { profileDialog } from "./profile.js";
+import { auditDialog, canReadAudit } from "./audit.js";
 
 export function makeScope() {
   const offs = [];
@@ -50,7 +51,8 @@ export function mountApp(root, actions) {
     h("header", { class: "sidebar-header" }, h("h1", { class: "brand", text: t("app.name") }), languageSelect(), profileBtn),
     h("div", { class: "tools" },
       h("button", { type: "button", testid: "new-conversation", class: "primary", text: t("list.new"), on: { click: () => newConversationDialog(actions) } }),
-      h("button", { type: "button", testid: "browse-channels", class: "secondary", text: t("list.browse"), on: { click: () => channelBrowser(actions) } })),
+      h("button", { type: "button", testid: "browse-channels", class: "secondary", text: t("list.browse"), on: { click: () => channelBrowser(actions) } }),
+      canReadAudit(state.me) ? h("button", { type: "button", testid: "audit-log-button", class: "secondary", text: t("audit.open"), on: { click: () => auditDialog() } }) : null),
     ...conversationList(scope, actions));
 
   const main = h("main", { class: "main" });

@@ -1,0 +1,67 @@
+"""Audit log entries and the bytes their chain hash covers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from enclave import codec
+
+GENESIS = "0" * 64
+"""The `prev_hash` of the first entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One security-relevant or administrative action. `seq` orders the whole log."""
+
+    seq: int
+    at: int
+    action: str
+    org_id: str | None = None
+    actor_id: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    ip: str | None = None
+    outcome: str = "success"
+    details: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = GENESIS
+    hash: str = ""
+
+    def chained_bytes(self) -> bytes:
+        """Canonical bytes of everything but `hash`; the chain MAC is taken over these."""
+        return codec.dumps(
+            [
+                self.seq,
+                self.at,
+                self.action,
+                self.org_id,
+                self.actor_id,
+                self.target_type,
+                self.target_id,
+                self.ip,
+                self.outcome,
+                codec.dumps_text(self.details),
+                self.prev_hash,
+            ]
+        )
+
+
+def wire(
+    entry: AuditEntry, actor_username: str | None, target_username: str | None
+) -> dict[str, Any]:
+    """The JSON shape of an entry in the admin API (the organization is the reader's own)."""
+    return {
+        "seq": entry.seq,
+        "at": entry.at,
+        "action": entry.action,
+        "actor_id": entry.actor_id,
+        "actor_username": actor_username,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "target_username": target_username,
+        "ip": entry.ip,
+        "outcome": entry.outcome,
+        "details": entry.details,
+        "hash": entry.hash,
+    }

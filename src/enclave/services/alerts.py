@@ -1,0 +1,164 @@
+"""Alerts derived from the audit log: bursts of failed logins, mass deletion, mass export.
+
+`services.audit.record` hands every entry it appends to `observe`. Each rule picks the entries it
+counts and the key it counts them by (a source address, an account, a person); when one key
+reaches the rule's threshold within the sliding window (`alerts.*` in docs/config.md), `observe`
+returns an `Alert`, and `record` appends it as an `alert.<rule>` entry, counts it in the
+`enclave_alerts_total` metric and logs a warning. A key alerts at most once per window, however
+many more entries arrive.
+
+The counts live in this process's memory (one node sees its own traffic; a later issue shares
+them through Redis), are lost on restart, and are counted when the entry is appended, so an
+entry whose transaction is rolled back afterwards was still counted: alerts err towards firing.
+The monitor is process-wide because `record` is called from any transaction, not only from
+code that holds the service context; `configure` (called by the composition root) sets the
+thresholds and starts afresh.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from enclave.config import AlertsConfig
+from enclave.domain.audit import AuditEntry
+
+__all__ = ["Alert", "Monitor", "configure", "is_failed_login", "observe"]
+
+_SWEEP_EVERY = 4096
+
+
+def is_failed_login(entry: AuditEntry) -> bool:
+    """A login attempt that did not succeed: `auth.login` (or a step such as `auth.login.mfa`)
+    with any outcome but `success`; refused attempts during a lockout count too."""
+    login = entry.action == "auth.login" or entry.action.startswith("auth.login.")
+    return login and entry.outcome != "success"
+
+
+Keyed = tuple[str, str] | None
+"""What a rule counts an entry by: (target type, target id), or None if the rule ignores it."""
+
+
+def _by_ip(entry: AuditEntry) -> Keyed:
+    return ("ip", entry.ip) if entry.ip and is_failed_login(entry) else None
+
+
+def _by_account(entry: AuditEntry) -> Keyed:
+    """The account attacked: its id when the entry names one, else the name that was tried
+    (logins to unknown names are entries with target type `username`)."""
+    if not is_failed_login(entry) or not entry.target_id:
+        return None
+    if entry.target_type in ("user", "username"):
+        return (entry.target_type, entry.target_id)
+    return None
+
+
+_DELETIONS = frozenset({"message.recalled", "message.deleted"})
+
+
+def _deleter(entry: AuditEntry) -> Keyed:
+    return ("user", entry.actor_id) if entry.actor_id and entry.action in _DELETIONS else None
+
+
+def _exporter(entry: AuditEntry) -> Keyed:
+    return (
+        ("user", entry.actor_id) if entry.actor_id and entry.action.startswith("export.") else None
+    )
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    key: Callable[[AuditEntry], Keyed]
+    threshold: int
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A threshold reached: `count` entries of `rule` for one key within `window_ms`."""
+
+    rule: str
+    target_type: str
+    """`ip`, `user` (an account or person by id), or `username` (a name that was tried)."""
+    target_id: str
+    count: int
+    window_ms: int
+    first_at: int
+    """Time of the oldest entry counted."""
+
+
+def _rules(cfg: AlertsConfig) -> list[_Rule]:
+    rules = [
+        _Rule("failed_logins_ip", _by_ip, cfg.failed_logins_per_ip),
+        _Rule("failed_logins_account", _by_account, cfg.failed_logins_per_account),
+        _Rule("mass_deletion", _deleter, cfg.deletions_per_actor),
+        _Rule("mass_export", _exporter, cfg.exports_per_actor),
+    ]
+    return [r for r in rules if r.threshold > 0]
+
+
+class Monitor:
+    """Sliding-window counters per (rule, key). Thread-safe: PostgreSQL runs transactions (and
+    so `record`) on several threads at once."""
+
+    def __init__(self, cfg: AlertsConfig) -> None:
+        self._lock = threading.Lock()
+        self.configure(cfg)
+
+    def configure(self, cfg: AlertsConfig) -> None:
+        with self._lock:
+            self._rules = _rules(cfg)
+            self._window_ms = cfg.window_seconds * 1000
+            # Only the newest `threshold` times of a key are needed to know whether the
+            # threshold is reached, so memory per key is bounded.
+            self._times: dict[tuple[str, str, str], deque[int]] = {}
+            self._fired: dict[tuple[str, str, str], int] = {}
+            self._ops = 0
+
+    def observe(self, entry: AuditEntry) -> list[Alert]:
+        """Count `entry` for every rule it matches; return the alerts it raises."""
+        raised: list[Alert] = []
+        with self._lock:
+            now = entry.at
+            for rule in self._rules:
+                key = rule.key(entry)
+                if key is None:
+                    continue
+                slot = (rule.name, *key)
+                times = self._times.get(slot)
+                if times is None:
+                    times = self._times[slot] = deque(maxlen=rule.threshold)
+                times.append(now)
+                start = now - self._window_ms
+                if len(times) < rule.threshold or times[0] <= start:
+                    continue
+                fired = self._fired.get(slot)
+                if fired is not None and fired > start:
+                    continue  # once per window
+                self._fired[slot] = now
+                raised.append(
+                    Alert(rule.name, key[0], key[1], len(times), self._window_ms, times[0])
+                )
+            self._ops += 1
+            if self._ops % _SWEEP_EVERY == 0:
+                self._sweep(now)
+        return raised
+
+    def _sweep(self, now: int) -> None:
+        start = now - self._window_ms
+        self._times = {k: v for k, v in self._times.items() if v and v[-1] > start}
+        self._fired = {k: v for k, v in self._fired.items() if v > start}
+
+
+_MONITOR = Monitor(AlertsConfig())
+
+
+def configure(cfg: AlertsConfig) -> None:
+    """Set the thresholds of this process's monitor and forget what it counted."""
+    _MONITOR.configure(cfg)
+
+
+def observe(entry: AuditEntry) -> list[Alert]:
+    return _MONITOR.observe(entry)

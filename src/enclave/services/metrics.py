@@ -1,0 +1,98 @@
+"""This process's Prometheus metrics; the only module that imports `prometheus_client`.
+
+The metrics live in a registry of our own (not the library's global default), so importing a
+library that registers collectors does not change what `/metrics` shows. Counters are per
+process: Prometheus scrapes every node and sums. Who may read them is decided by the route
+(`enclave.api.routes_metrics`, docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+__all__ = [
+    "alert_raised",
+    "audit_entry",
+    "failed_login",
+    "rate_limited",
+    "render",
+    "sample",
+    "websocket_closed",
+    "websocket_opened",
+]
+
+# The `*_created` timestamp series double the output and no dashboard of ours reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+_AUDIT_ENTRIES = Counter(
+    "enclave_audit_entries",
+    "Audit log entries appended, by action and outcome.",
+    ["action", "outcome"],
+    registry=REGISTRY,
+)
+_ALERTS = Counter(
+    "enclave_alerts", "Alerts raised from audit entries, by rule.", ["rule"], registry=REGISTRY
+)
+_FAILED_LOGINS = Counter(
+    "enclave_failed_logins", "Failed login attempts (audit entries).", registry=REGISTRY
+)
+_RATE_LIMITED = Counter(
+    "enclave_rate_limited_requests",
+    "REST requests refused with 429 by a rate limit, by limit.",
+    ["limit"],
+    registry=REGISTRY,
+)
+_WEBSOCKETS = Gauge(
+    "enclave_websocket_connections", "WebSocket connections open now.", registry=REGISTRY
+)
+
+
+def audit_entry(action: str, outcome: str) -> None:
+    _AUDIT_ENTRIES.labels(action=action, outcome=outcome).inc()
+
+
+def alert_raised(rule: str) -> None:
+    _ALERTS.labels(rule=rule).inc()
+
+
+def failed_login() -> None:
+    _FAILED_LOGINS.inc()
+
+
+def rate_limited(limit: str) -> None:
+    """A request refused by the limit named `limit` (`rest:ip`, `rest:user`, `login:rate`...)."""
+    _RATE_LIMITED.labels(limit=limit).inc()
+
+
+def websocket_opened() -> None:
+    _WEBSOCKETS.inc()
+
+
+def websocket_closed() -> None:
+    _WEBSOCKETS.dec()
+
+
+def render() -> tuple[bytes, str]:
+    """The text exposition format and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    """The current value of one sample (0 if it was never set), e.g.
+    `sample("enclave_alerts_total", {"rule": "mass_export"})`."""
+    value = REGISTRY.get_sample_value(name, labels or {})
+    return 0.0 if value is None else float(value)
