@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from enclave.config import Config
 from enclave.crypto.keyring import KeyProvider
@@ -14,11 +14,13 @@ from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, UserId, conversation_scope
 from enclave.domain.signals import Committed, Signal
-from enclave.services.keys import DataKeys
 from enclave.services.limits import MemoryRateLimiter, RateLimiter
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
 from enclave.storage.base import Database, Tx
+
+if TYPE_CHECKING:  # keys.py imports audit.py, which imports this module
+    from enclave.services.keys import DataKeys
 
 T = TypeVar("T")
 

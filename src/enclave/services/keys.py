@@ -116,11 +116,9 @@ class DataKeys:
     # -- keys ---------------------------------------------------------------------------------
 
     def _key(self, tx: Tx, key_id: str) -> bytes:
-        with self._lock:
-            raw = self._raw.get(key_id)
-            if raw is not None:
-                self._raw.move_to_end(key_id)
-                return raw
+        raw = self._raw.get(key_id)  # a dict read is atomic: no lock on the hot path
+        if raw is not None:
+            return raw
         row = store.by_id(tx, key_id)
         if row is None or row.wrapped is None or row.kek_id is None:
             raise KeyShredded(key_id)
@@ -131,9 +129,8 @@ class DataKeys:
         return raw
 
     def _remember(self, key_id: str, raw: bytes) -> None:
-        with self._lock:
+        with self._lock:  # first in, first out: the oldest keys are the least likely used
             self._raw[key_id] = raw
-            self._raw.move_to_end(key_id)
             while len(self._raw) > _CACHE_SIZE:
                 self._raw.popitem(last=False)
 

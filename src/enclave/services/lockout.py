@@ -18,7 +18,8 @@ so a lock always expires; a counter starts again after `lockout_window_minutes` 
 
 Failures are counted only once a password was checked, so parallel guesses could all pass
 `check` before the first one is counted. `begin` closes that gap: it holds one in-flight slot
-per (account, address) pair and a few per address while the password is checked, so concurrent
+per (account, address) pair, and at most as many per address as its failure threshold, while
+the password is checked, so concurrent
 guesses wait their turn (they get `rate_limited` with Retry-After: 1) and each one is counted
 before the next is tried.
 """
@@ -38,9 +39,9 @@ log = logging.getLogger("enclave.security")
 
 __all__ = ["Attempt", "begin", "check", "failed", "succeeded"]
 
-# Concurrent password checks allowed per (account, address) pair and per address.
+# Concurrent password checks allowed per (account, address) pair; per address it is the
+# address's failure threshold, so that an office behind one NAT address can log in at once.
 _PAIR_IN_FLIGHT = 1
-_IP_IN_FLIGHT = 4
 _SLOT_TTL_MS = 30_000
 
 
@@ -122,7 +123,10 @@ def begin(ctx: Context, username: str, ip: str | None) -> Attempt:
     check(ctx, username, ip)
     now = ctx.clock.now_ms()
     keys = _keys(username, ip)
-    slots = [(f"{keys.pair}:busy", _PAIR_IN_FLIGHT), (f"{keys.ip}:busy", _IP_IN_FLIGHT)]
+    slots = [
+        (f"{keys.pair}:busy", _PAIR_IN_FLIGHT),
+        (f"{keys.ip}:busy", ctx.config.auth.lockout_ip_failures),
+    ]
     taken = Attempt(ctx, [])
     for key, limit in slots:
         if not ctx.limiter.acquire(key, limit=limit, ttl_ms=_SLOT_TTL_MS, now_ms=now):

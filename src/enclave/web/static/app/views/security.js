@@ -118,8 +118,7 @@ export function device(ua) {
 export function securityDialog(actions) {
   const dialog = h("dialog", { testid: "security", class: "dialog", attrs: { "aria-labelledby": "security-title" } });
   const mfaBox = h("div", { class: "mfa-box" });
-  const sessions = h("ul", { class: "sessions", attrs: { "aria-labelledby": "security-sessions-title" } });
-  const sessionStatus = h("p", { class: "muted", attrs: { "aria-live": "polite" } });
+  const sessionsPart = sessionsSection(dialog, actions, "security-sessions-title");
 
   async function loadMfa() {
     let st;
@@ -171,6 +170,22 @@ export function securityDialog(actions) {
       h("button", { type: "button", class: "link", text: t("action.cancel"), on: { click: loadMfa } }));
     code.focus();
   }
+
+  dialog.append(
+    dialogHeader("security-title", t("security.title"), dialog),
+    h("h3", { text: t("mfa.title") }), mfaBox,
+    ...sessionsPart.nodes);
+  openDialog(dialog);
+  loadMfa();
+  sessionsPart.load();
+}
+
+/** One's sessions (device, last use, address) with "revoke" on each and "sign out everywhere
+ * else"; used by the Security dialog and the profile. `dialog` closes when the current session
+ * is revoked. Returns the nodes to insert and the function that (re)loads the list. */
+export function sessionsSection(dialog, actions, titleId) {
+  const sessions = h("ul", { class: "sessions", attrs: { "aria-labelledby": titleId } });
+  const sessionStatus = h("p", { class: "muted", attrs: { "aria-live": "polite" } });
 
   async function loadSessions() {
     sessionStatus.textContent = t("history.loading");
@@ -226,12 +241,11 @@ export function securityDialog(actions) {
     },
   });
 
-  dialog.append(
-    dialogHeader("security-title", t("security.title"), dialog),
-    h("h3", { text: t("mfa.title") }), mfaBox,
-    h("h3", { id: "security-sessions-title", text: t("session.title") }), sessionStatus, sessions,
-    h("div", { class: "dialog-actions start" }, othersBtn));
-  openDialog(dialog);
-  loadMfa();
-  loadSessions();
+  return {
+    nodes: [
+      h("h3", { id: titleId, text: t("session.title") }), sessionStatus, sessions,
+      h("div", { class: "dialog-actions start" }, othersBtn),
+    ],
+    load: loadSessions,
+  };
 }
