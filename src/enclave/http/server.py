@@ -14,6 +14,7 @@ from enclave.api.middleware import SECURITY_HEADERS
 from enclave.http.bridge import asgi_handler
 from enclave.http.client_ip import parse_networks
 from enclave.realtime.hub import Hub
+from enclave.services import retention
 from enclave.services.context import Context
 from enclave.ws.endpoint import make_handler
 
@@ -24,11 +25,12 @@ HSTS = "max-age=31536000"
 
 
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """The security headers on every response, also those aiohttp answers itself (the
-    WebSocket path's upgrade and its 400 to a plain GET), which the REST app's middleware never
-    sees; Strict-Transport-Security on every response sent over TLS, never over plain HTTP."""
-    for name, value in SECURITY_HEADERS:
-        response.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    """The security headers on responses aiohttp answers itself (the WebSocket path's 400 to a
+    plain GET), which the REST app's middleware never sees — not on a 101 upgrade, which renders
+    nothing; Strict-Transport-Security on every response sent over TLS, never over plain HTTP."""
+    if response.status != 101:  # a WebSocket upgrade renders nothing; its headers stay small
+        for name, value in SECURITY_HEADERS:
+            response.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     if request.secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
 
@@ -55,6 +57,8 @@ async def serve(
     set; then close connections cleanly. `started` is set once the socket accepts connections."""
     hub = Hub(ctx)
     hub.start()
+    # Periodic retention runs (retention.interval_minutes; one node at a time by a lease).
+    retention_task = retention.start_scheduler(ctx)
     app = build_web_app(ctx, hub)
     runner = web.AppRunner(
         app,
@@ -71,5 +75,6 @@ async def serve(
         await stop.wait()
     finally:
         await site.stop()  # no new connections
+        await retention.stop_scheduler(retention_task)  # an interrupted run resumes next time
         await hub.close()  # close every socket with 1001: clients resume elsewhere
         await runner.cleanup()  # in-flight requests get up to 3 s
