@@ -119,7 +119,7 @@ async def test_nothing_readable_in_the_database_file_or_dump(
     carol = await client.get(f"{API}/users", headers=alice.headers)
     assert NAME_WORD in carol.text
 
-    stored = _stored_bytes(config)
+    stored = await asyncio.to_thread(_stored_bytes, config)
     assert b"alice" in stored  # usernames are not encrypted: the bytes are really the data
     for word in [*SECRET_WORDS, NAME_WORD]:
         assert word.encode("utf-8") not in stored, word
@@ -183,8 +183,9 @@ async def _read_page(db: Database, conv: str) -> list[Message]:
 
 async def _reopen(config: Config, sealer: DataKeys, url: str | None = None) -> Database:
     if config.uses_postgres:
-        return PostgresDatabase(url or config.database.url, sealer=sealer, migrate=False)
-    return SqliteDatabase.open(config.sqlite_path(), sealer=sealer)
+        target = url or config.database.url
+        return await asyncio.to_thread(PostgresDatabase, target, sealer=sealer, migrate=False)
+    return await asyncio.to_thread(SqliteDatabase.open, config.sqlite_path(), sealer=sealer)
 
 
 def _backup(config: Config, tmp_path: Path) -> Path:
@@ -226,7 +227,7 @@ async def _open_backup(
     config: Config, backup: Path, sealer: DataKeys, postgres_url: str
 ) -> tuple[Database, str | None]:
     if not config.uses_postgres:
-        return SqliteDatabase.open(backup, sealer=sealer), None
+        return await asyncio.to_thread(SqliteDatabase.open, backup, sealer=sealer), None
     old_schema = _schema_of(config.database.url)
     restored = old_schema + "_r"
     sql = _renamed_dump(backup, old_schema, restored)
@@ -240,7 +241,8 @@ async def _open_backup(
         timeout=60,
     )
     url = f"{postgres_url}?options=-csearch_path%3D{restored}"
-    return PostgresDatabase(url, sealer=sealer, migrate=False), restored
+    db = await asyncio.to_thread(PostgresDatabase, url, sealer=sealer, migrate=False)
+    return db, restored
 
 
 async def test_shredding_reaches_backups_made_before_it(
@@ -254,7 +256,7 @@ async def test_shredding_reaches_backups_made_before_it(
     alice, bob, doomed = await _chat(world, client)
     kept = await new_conv(client, alice, "dm", [bob.id])
     await send(client, alice, kept, "this one stays")
-    backup = _backup(config, tmp_path)
+    backup = await asyncio.to_thread(_backup, config, tmp_path)
 
     result = await key_service.shred(
         ctx.db,
@@ -274,7 +276,7 @@ async def test_shredding_reaches_backups_made_before_it(
         headers=alice.headers,
     )
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "data_destroyed")
-    live_bytes = _stored_bytes(config)
+    live_bytes = await asyncio.to_thread(_stored_bytes, config)
     for word in SECRET_WORDS:
         assert word.encode() not in live_bytes
 
@@ -332,7 +334,7 @@ async def test_plaintext_left_by_an_earlier_version_is_sealed_once(
         tx.execute("DELETE FROM maintenance_done", ())
 
     await ctx.db.write(write_plaintext)
-    assert SECRET_WORDS[0].encode() in _stored_bytes(config)
+    assert SECRET_WORDS[0].encode() in await asyncio.to_thread(_stored_bytes, config)
 
     assert await key_service.seal_legacy(ctx.db, ctx.clock.now_ms()) == 2
     assert await key_service.seal_legacy(ctx.db, ctx.clock.now_ms()) == 0  # done: one lookup
@@ -342,7 +344,7 @@ async def test_plaintext_left_by_an_earlier_version_is_sealed_once(
     if not config.uses_postgres:
         # The write-ahead log still holds the page images of the plaintext era until SQLite
         # checkpoints it (docs/security.md says so); after that, nothing is left.
-        _checkpoint(config.sqlite_path())
-    stored = _stored_bytes(config)
+        await asyncio.to_thread(_checkpoint, config.sqlite_path())
+    stored = await asyncio.to_thread(_stored_bytes, config)
     assert SECRET_WORDS[0].encode() not in stored
     assert NAME_WORD.encode() not in stored
