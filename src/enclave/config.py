@@ -319,6 +319,42 @@ class AlertsConfig(_Section):
     )
 
 
+class ComplianceConfig(_Section):
+    export_ttl_hours: int = Field(
+        24,
+        ge=1,
+        le=24 * 90,
+        description="eDiscovery exports hold plaintext: their files in data_dir/exports/ are "
+        "deleted this many hours after the export finished.",
+    )
+
+
+class RetentionConfig(_Section):
+    # Retention runs (services/retention.py, docs/compliance.md): what they delete is set per
+    # organization through the API; these only say how often and in what steps.
+    interval_minutes: int = Field(
+        60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="How often a server starts a retention run (one node of a cluster at a "
+        "time, by a lease in the database); 0: never (run `enclave retention run` instead).",
+    )
+    batch_size: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Messages deleted per transaction by a retention run; an interrupted run "
+        "resumes after the last finished batch.",
+    )
+    lease_seconds: int = Field(
+        300,
+        ge=10,
+        le=86_400,
+        description="How long a node's claim on the retention run lasts without renewal (it "
+        "renews after every batch); a node that dies frees the run after this long.",
+    )
+
+
 class OrgConfig(_Section):
     name: str = Field(
         "My Organization", min_length=1, max_length=100, description="Name of the first org."
@@ -337,6 +373,8 @@ class Config(_Section):
     tls: TlsConfig = TlsConfig()
     encryption: EncryptionConfig = EncryptionConfig()
     alerts: AlertsConfig = AlertsConfig()
+    compliance: ComplianceConfig = ComplianceConfig()
+    retention: RetentionConfig = RetentionConfig()
     org: OrgConfig = OrgConfig()
 
     def keyring_path(self) -> Path:
@@ -368,6 +406,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "tls": TlsConfig,
     "encryption": EncryptionConfig,
     "alerts": AlertsConfig,
+    "compliance": ComplianceConfig,
+    "retention": RetentionConfig,
     "org": OrgConfig,
 }
 

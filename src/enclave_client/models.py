@@ -17,8 +17,8 @@ UserId = NewType("UserId", str)
 ConversationId = NewType("ConversationId", str)
 MessageId = NewType("MessageId", str)
 
-UserRole = Literal["owner", "admin", "member"]
-MemberRole = Literal["owner", "moderator", "member"]
+UserRole = Literal["owner", "admin", "compliance_officer", "department_admin", "member", "guest"]
+MemberRole = Literal["owner", "moderator", "member", "reader"]
 ConversationKind = Literal["dm", "group", "channel"]
 Visibility = Literal["public", "private"]
 

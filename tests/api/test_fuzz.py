@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from enclave.app import create_app, open_context
 from enclave.domain.errors import ERROR_CODES, EnclaveError
-from enclave.services import accounts
+from enclave.services import accounts, terms
 from enclave.services.context import Context
 from tests.conftest import TEST_PASSWORD, World, make_config
 
@@ -101,13 +101,25 @@ class Seeded:
             case.headers = {**headers, "Authorization": f"Bearer {self.token}"}
 
     async def _ensure_session(self) -> str:
+        token = self.token
         try:
-            await accounts.authenticate(self.ctx, self.token)
+            await accounts.authenticate(self.ctx, token, allow_terms_pending=True)
         except EnclaveError:
             await accounts.set_active(self.ctx, None, self.owner_id, active=True)
             await accounts.reset_password(self.ctx, self.owner_name, TEST_PASSWORD)
-            return (await accounts.login(self.ctx, self.owner_name, TEST_PASSWORD)).token
-        return self.token
+            token = (await accounts.login(self.ctx, self.owner_name, TEST_PASSWORD)).token
+        # A fuzzed `PUT /org/terms` asks everyone to accept the new terms first.
+        auth = await accounts.authenticate(
+            self.ctx,
+            token,
+            allow_password_change=True,
+            allow_mfa_enrollment=True,
+            allow_terms_pending=True,
+        )
+        found = await terms.current(self.ctx, auth.user)
+        if found.terms is not None and found.accepted_at is None:
+            await terms.accept(self.ctx, auth.user, found.terms.version)
+        return token
 
 
 async def _seed(ctx: Context, app: FastAPI, portal: BlockingPortal) -> Seeded:
@@ -139,6 +151,8 @@ async def _seed(ctx: Context, app: FastAPI, portal: BlockingPortal) -> Seeded:
             replies.append(await post(path, reply))
         resp = await client.put(f"/api/v1/messages/{roots[0]}/reactions/👍", headers=bob.headers)
         assert resp.status_code == 200, resp.text
+        eng = await post("/api/v1/departments", {"name": "Engineering"})
+        depts = [eng, await post("/api/v1/departments", {"name": "Backend", "parent_id": eng})]
     return Seeded(
         portal=portal,
         ctx=ctx,
@@ -151,6 +165,7 @@ async def _seed(ctx: Context, app: FastAPI, portal: BlockingPortal) -> Seeded:
             "message_id": roots + replies,
             "user_id": [owner.id, bob.id, carol.id],
             "emoji": ["👍", "🎉", "+1"],
+            "dept_id": depts,
         },
         body_values={
             "members": [[bob.id], [bob.id, carol.id]],
@@ -161,6 +176,8 @@ async def _seed(ctx: Context, app: FastAPI, portal: BlockingPortal) -> Seeded:
             "name": ["random", "Ops Team"],
             "username": ["dave", "erin.x", "bob"],
             "password": [TEST_PASSWORD],
+            "department_id": depts,
+            "parent_id": depts,
         },
     )
 
@@ -240,6 +257,9 @@ def _nodeid_for_schemathesis(request: pytest.FixtureRequest) -> None:
 schema = schemathesis.pytest.from_fixture("fuzz_schema")
 
 
+# One pytest item for every operation (about 70 with issue 6, 3-4 minutes): more than the
+# suite's default per-test timeout.
+@pytest.mark.timeout(900)
 @schema.parametrize()
 def test_api_fuzz(case: schemathesis.Case, seeded: Seeded) -> None:
     seeded.authorize(case)

@@ -1,5 +1,6 @@
 """axe-core (vendored in tests/web/vendor/) finds no serious or critical violation on the login,
-conversation, audit log and security screens, on desktop and phone, in both languages."""
+conversation, audit log, people, retention and security screens, on desktop and phone, in both
+languages."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.e2e.test_acceptance import PASSWORD
 from tests.web.conftest import Org, Web
 from tests.web.test_audit_log import make_admin
+from tests.web.test_compliance import make_person, open_export, run_export
 from tests.web.test_security import enrol_in_ui, open_security
 from tests.web.ui import message, open_conversation, post_message, send, unique
 
@@ -94,6 +97,46 @@ async def test_audit_log_screen_has_no_serious_violations(web: Web, org: Org) ->
     assert not any(problems.values()), describe(problems)
 
 
+async def test_retention_dialog_has_no_serious_violations(web: Web, org: Org) -> None:
+    """The "Retention & holds" dialog of a compliance officer (policy, preview table, holds
+    table and form)."""
+    problems = {}
+    for locale, phone in (("en-US", False), ("zh-CN", True)):
+        officer = await make_person(org, f"rho{locale[:2]}", "compliance_officer")
+        session = await web.open(officer, locale=locale, phone=phone, name=f"retention-{locale}")
+        page = session.page
+        await page.get_by_test_id("retention-button").click()
+        dialog = page.get_by_test_id("retention-dialog")
+        holds = dialog.get_by_test_id("holds")
+        await holds.get_by_test_id("hold-target").select_option(org.carol.id)
+        await holds.get_by_test_id("hold-reason").fill(f"Case {locale}")
+        await holds.get_by_test_id("hold-create").click()
+        await expect(holds.get_by_test_id("hold-row").first).to_be_visible()
+        await dialog.get_by_test_id("retention-preview-button").click()
+        await expect(dialog.get_by_test_id("retention-preview-summary")).to_be_visible()
+        problems[f"retention {locale}"] = await violations(page, f"retention {locale}")
+    assert not any(problems.values()), describe(problems)
+
+
+async def test_people_screen_has_no_serious_violations(web: Web, org: Org) -> None:
+    """The People screen (the people table with its role and department pickers, and the
+    department tree with its forms)."""
+    problems = {}
+    for locale, phone in (("en-US", False), ("zh-CN", True)):
+        admin = await make_admin(org, f"pat{locale[:2]}")
+        session = await web.open(admin, locale=locale, phone=phone, name=f"people-{locale}")
+        page = session.page
+        await page.get_by_test_id("people-button").click()
+        screen = page.get_by_test_id("people")
+        await expect(screen.get_by_test_id("person-row").first).to_be_visible()
+        add = screen.get_by_test_id("department-add")
+        await add.locator("input[name=name]").fill(f"Team {locale}")
+        await add.locator("button[type=submit]").click()
+        await expect(screen.get_by_test_id("department-item").first).to_be_visible()
+        problems[f"people {locale}"] = await violations(page, f"people {locale}")
+    assert not any(problems.values()), describe(problems)
+
+
 async def test_security_screen_has_no_serious_violations(web: Web, org: Org) -> None:
     """The Security screen (MFA status and sessions), its enrolment step (QR code, secret, code
     field) and the log-in form asking for the authenticator code."""
@@ -119,4 +162,34 @@ async def test_security_screen_has_no_serious_violations(web: Web, org: Org) -> 
         await form.locator("input[name=password]").press("Enter")
         await expect(fresh.page.get_by_test_id("login-otp")).to_be_visible()
         problems[f"login code {locale}"] = await violations(fresh.page, f"login code {locale}")
+    assert not any(problems.values()), describe(problems)
+
+
+async def test_compliance_export_and_terms_have_no_serious_violations(web: Web, org: Org) -> None:
+    """The compliance officer's export dialog (with a finished export) and the terms modal."""
+    problems = {}
+    for locale, phone in (("en-US", False), ("zh-CN", True)):
+        officer = await make_person(org, f"olga{locale[:2]}", "compliance_officer")
+        session = await web.open(officer, locale=locale, phone=phone, name=f"export-{locale}")
+        page = session.page
+        await open_export(page)
+        problems[f"export {locale}"] = await violations(page, f"export {locale}")
+        await run_export(page, [org.alice.id])
+        problems[f"export done {locale}"] = await violations(page, f"export done {locale}")
+    async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
+        resp = await client.put(
+            "/api/v1/org/terms",
+            json={"version": "v1", "text": "Be kind. 友善待人。"},
+            headers=org.owner.headers,
+        )
+        assert resp.status_code == 200, resp.text
+    for locale, phone in (("en-US", False), ("zh-CN", True)):
+        session = await web.open(locale=locale, phone=phone, name=f"terms-{locale}")
+        page = session.page
+        form = page.get_by_test_id("login-form")
+        await form.locator("input[name=username]").fill(org.bob.username)
+        await form.locator("input[name=password]").fill(PASSWORD)
+        await form.locator("input[name=password]").press("Enter")
+        await expect(page.get_by_test_id("terms-dialog")).to_be_visible()
+        problems[f"terms {locale}"] = await violations(page, f"terms {locale}")
     assert not any(problems.values()), describe(problems)

@@ -14,9 +14,12 @@ from enclave.api import (
     errors,
     routes_accounts,
     routes_admin,
+    routes_compliance,
     routes_conversations,
     routes_messages,
     routes_metrics,
+    routes_orgs,
+    routes_retention,
     routes_system,
 )
 from enclave.api.middleware import RequestLimits
@@ -42,8 +45,9 @@ def create_api(ctx: Context) -> FastAPI:
     errors.install(app)
     for module in (routes_system, routes_accounts, routes_conversations, routes_messages):
         app.include_router(module.router)
-    for module in (routes_admin, routes_metrics):
+    for module in (routes_orgs, routes_admin, routes_compliance, routes_metrics):
         app.include_router(module.router)
+    app.include_router(routes_retention.router)
     static_dir = Path(str(resources.files("enclave.web") / "static"))
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
     app.add_middleware(RequestLimits, max_body_bytes=ctx.config.limits.max_body_bytes)

@@ -70,10 +70,16 @@ def _limit_user(ctx: Context, user: User) -> None:
 async def current_session(
     ctx: Ctx, token: Annotated[str, Depends(_token)], ip: ClientIp
 ) -> Authenticated:
-    """Any valid session, including one that must still change its password or enrol in MFA
-    (reading /users/me, log-out, the password change and the session endpoints)."""
+    """Any valid session, including one that must still change its password, enrol in MFA or
+    accept the terms of use (reading /users/me, log-out, the password change, the session
+    endpoints, reading and accepting the terms)."""
     auth = await accounts.authenticate(
-        ctx, token, allow_password_change=True, allow_mfa_enrollment=True, ip=ip
+        ctx,
+        token,
+        allow_password_change=True,
+        allow_mfa_enrollment=True,
+        allow_terms_pending=True,
+        ip=ip,
     )
     _limit_user(ctx, auth.user)
     return auth
@@ -83,8 +89,11 @@ async def mfa_session(
     ctx: Ctx, token: Annotated[str, Depends(_token)], ip: ClientIp
 ) -> Authenticated:
     """A session whose password is set, that may still have to enrol in MFA (the MFA
-    endpoints: how a person gets out of `mfa_enrollment_required`)."""
-    auth = await accounts.authenticate(ctx, token, allow_mfa_enrollment=True, ip=ip)
+    endpoints: how a person gets out of `mfa_enrollment_required`), whatever the state of their
+    consent to the terms of use."""
+    auth = await accounts.authenticate(
+        ctx, token, allow_mfa_enrollment=True, allow_terms_pending=True, ip=ip
+    )
     _limit_user(ctx, auth.user)
     return auth
 

@@ -11,7 +11,7 @@ from enclave.api import schemas as s
 from enclave.api.deps import Actor, ClientIp, Ctx, MfaSession, Session, limit_login
 from enclave.api.errors import ERROR_RESPONSES
 from enclave.domain import wire
-from enclave.domain.models import OrgRole
+from enclave.domain.models import OrgRole, OrgSettings
 from enclave.services import accounts, mfa
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -146,7 +146,7 @@ async def mfa_regenerate(
 async def get_org_settings(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     """Your organization's security settings (admins and owners)."""
     found = await accounts.org_settings(ctx, actor)
-    return {"require_mfa": found.require_mfa, "updated_at": found.updated_at}
+    return _org_settings(found)
 
 
 @router.patch("/org/settings", response_model=s.OrgSettingsOut, tags=["org"])
@@ -154,9 +154,21 @@ async def patch_org_settings(
     body: s.OrgSettingsIn, ctx: Ctx, actor: Actor, ip: ClientIp
 ) -> dict[str, Any]:
     """Change settings (admins and owners). `require_mfa`: everyone without MFA is limited to
-    enrolling (403 `mfa_enrollment_required` everywhere else) until they have it."""
-    found = await accounts.update_org_settings(ctx, actor, require_mfa=body.require_mfa, ip=ip)
-    return {"require_mfa": found.require_mfa, "updated_at": found.updated_at}
+    enrolling (403 `mfa_enrollment_required` everywhere else) until they have it.
+    `erasure_mode`: what erasing a person does to their messages (`pseudonymize` or
+    `delete`)."""
+    found = await accounts.update_org_settings(
+        ctx, actor, require_mfa=body.require_mfa, erasure_mode=body.erasure_mode, ip=ip
+    )
+    return _org_settings(found)
+
+
+def _org_settings(found: OrgSettings) -> dict[str, Any]:
+    return {
+        "require_mfa": found.require_mfa,
+        "updated_at": found.updated_at,
+        "erasure_mode": found.erasure_mode,
+    }
 
 
 @router.get("/users", response_model=s.UserList, tags=["users"])
@@ -167,7 +179,8 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     include_inactive: bool = False,
 ) -> dict[str, Any]:
-    """People of your organization by username; page with `after` = the last username."""
+    """People of your organization by username; page with `after` = the last username. A guest
+    sees only themselves and the people they share a conversation with."""
     limit = min(limit, ctx.config.limits.page_max)
     users = await accounts.list_users(
         ctx, actor, include_inactive=include_inactive, after=after, limit=limit
@@ -177,7 +190,8 @@ async def list_users(
 
 @router.post("/users", status_code=201, response_model=s.UserOut, tags=["users"])
 async def create_user(body: s.UserCreateIn, ctx: Ctx, actor: Actor, ip: ClientIp) -> dict[str, Any]:
-    """Create an account (admins and owners)."""
+    """Create an account (owners and admins; department admins create members and guests in
+    their own departments: `department_id` is then required)."""
     user = await accounts.create_user(
         ctx,
         actor,
@@ -185,6 +199,7 @@ async def create_user(body: s.UserCreateIn, ctx: Ctx, actor: Actor, ip: ClientIp
         password=body.password,
         display_name=body.display_name,
         role=OrgRole(body.role),
+        department_id=body.department_id,
         ip=ip,
     )
     return wire.user(user)

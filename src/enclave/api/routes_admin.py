@@ -1,4 +1,5 @@
-"""Administration: the audit log of the caller's organization (owners and admins)."""
+"""Administration: the audit log of the caller's organization (owners, admins and compliance
+officers)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=audit.PAGE_MAX)] = 50,
 ) -> dict[str, Any]:
     """Your organization's audit entries, newest first; page with `before_seq` =
-    `next_before_seq`. Owners and admins only (others: 403 `forbidden`)."""
+    `next_before_seq`. Owners, admins and compliance officers only (others: 403 `forbidden`)."""
     page = await audit.list_entries(
         ctx,
         actor,
@@ -72,7 +73,8 @@ async def list_audit(
 @router.get("/audit/verify", response_model=s.AuditVerifyOut)
 async def verify_audit(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     """Walk the whole hash chain (shared by every organization of this installation) and report
-    every altered, missing or reordered entry. Owners and admins only; the check is audited."""
+    every altered, missing or reordered entry. Owners, admins and compliance officers only;
+    the check is audited."""
     result = await audit.verify_for(ctx, actor)
     return {
         "ok": result.ok,

@@ -35,7 +35,8 @@ async def list_conversations(ctx: Ctx, actor: Actor) -> dict[str, Any]:
 async def create_conversation(
     body: s.ConversationCreateIn, ctx: Ctx, actor: Actor, response: Response
 ) -> dict[str, Any]:
-    """Create a DM, group or channel. A DM that exists already is returned with 200."""
+    """Create a DM, group or channel. A DM that exists already is returned with 200. Guests
+    may not create conversations (403 `forbidden`)."""
     result = await conversations.create(
         ctx,
         actor,
@@ -44,6 +45,7 @@ async def create_conversation(
         name=body.name,
         topic=body.topic,
         visibility=Visibility(body.visibility) if body.visibility else None,
+        announcement=body.announcement,
     )
     if not result.created:
         response.status_code = 200
@@ -59,7 +61,8 @@ async def browse_channels(
     ] = "",
     limit: Limit = 100,
 ) -> dict[str, Any]:
-    """Public channels of your organization by name; page with `after` = the last name."""
+    """Public channels of your organization by name; page with `after` = the last name.
+    Guests may not browse channels (403 `forbidden`)."""
     found = await conversations.browse_channels(
         ctx, actor, after=after, limit=min(limit, ctx.config.limits.page_max)
     )
@@ -80,8 +83,11 @@ async def get_conversation(conv_id: str, ctx: Ctx, actor: Actor) -> dict[str, An
 async def update_conversation(
     conv_id: str, body: s.ConversationUpdateIn, ctx: Ctx, actor: Actor
 ) -> dict[str, Any]:
-    """Rename or set the topic (moderators of a channel; any member of a group)."""
-    summary = await conversations.update(ctx, actor, conv_id, name=body.name, topic=body.topic)
+    """Rename, set the topic (moderators of a channel; any member of a group), or make a
+    channel an announcement channel or not (`announcement`, moderators)."""
+    summary = await conversations.update(
+        ctx, actor, conv_id, name=body.name, topic=body.topic, announcement=body.announcement
+    )
     return wire.summary(summary)
 
 

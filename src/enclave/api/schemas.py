@@ -60,14 +60,19 @@ class LoginIn(_In):
     )
 
 
+OrgRoleName = Literal["owner", "admin", "compliance_officer", "department_admin", "member", "guest"]
+MemberRoleName = Literal["owner", "moderator", "member", "reader"]
+
+
 class UserOut(_Out):
     id: str
     username: str
     display_name: str
-    role: Literal["owner", "admin", "member"]
+    role: OrgRoleName
     is_active: bool
     must_change_password: bool
     created_at: int = Field(description="Unix time in milliseconds.")
+    department_id: str | None = Field(description="The department the person belongs to.")
 
 
 class LoginOut(_Out):
@@ -134,21 +139,66 @@ class RecoveryCodesOut(_Out):
 class OrgSettingsOut(_Out):
     require_mfa: bool
     updated_at: int
+    erasure_mode: Literal["pseudonymize", "delete"] = Field(
+        description="What erasing a person does to their messages: keep them under the "
+        "pseudonym, or delete their text (docs/compliance.md)."
+    )
 
 
 class OrgSettingsIn(_In):
     require_mfa: bool | None = None
+    erasure_mode: Literal["pseudonymize", "delete"] | None = None
 
 
 class UserCreateIn(_In):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
     display_name: str = Field("", max_length=200)
-    role: Literal["owner", "admin", "member"] = "member"
+    role: OrgRoleName = "member"
+    department_id: str | None = Field(
+        None, max_length=MAX_ID, description="Put the new person into this department."
+    )
 
 
 class UserList(_Out):
     users: list[UserOut]
+
+
+class UserRoleIn(_In):
+    role: OrgRoleName
+
+
+class UserDepartmentIn(_In):
+    department_id: str | None = Field(
+        max_length=MAX_ID, description="The department to move the person into; null: none."
+    )
+
+
+# -- departments --------------------------------------------------------------------------------
+
+
+class DepartmentOut(_Out):
+    id: str
+    parent_id: str | None = Field(description="null for a top-level department.")
+    name: str
+    created_at: int
+    admin_ids: list[str] = Field(description="Department admins of this department (and below).")
+
+
+class DepartmentList(_Out):
+    departments: list[DepartmentOut] = Field(description="Every department, by name.")
+
+
+class DepartmentCreateIn(_In):
+    name: str = Field(max_length=200)
+    parent_id: str | None = Field(None, max_length=MAX_ID)
+
+
+class DepartmentUpdateIn(_In):
+    name: str | None = Field(None, max_length=200)
+    parent_id: str | None = Field(
+        None, max_length=MAX_ID, description="Move under this department; null: to the top."
+    )
 
 
 # -- conversations ------------------------------------------------------------------------------
@@ -160,11 +210,17 @@ class ConversationCreateIn(_In):
     name: str | None = Field(None, max_length=200)
     topic: str = Field("", max_length=1000)
     visibility: Literal["public", "private"] | None = None
+    announcement: bool = Field(
+        False, description="Channels only: only owners and moderators may post."
+    )
 
 
 class ConversationUpdateIn(_In):
     name: str | None = Field(None, max_length=200)
     topic: str | None = Field(None, max_length=1000)
+    announcement: bool | None = Field(
+        None, description="Channels only (moderators): only owners and moderators may post."
+    )
 
 
 class ReactionOut(_Out):
@@ -201,7 +257,8 @@ class ConversationOut(_Out):
     created_by: str
     created_at: int
     last_seq: int = Field(description="Sequence number of the conversation's newest event.")
-    my_role: Literal["owner", "moderator", "member"] | None
+    announcement: bool = Field(description="Only owners and moderators may post.")
+    my_role: MemberRoleName | None
     last_read_seq: int
     unread_count: int
     mention_count: int
@@ -227,7 +284,7 @@ class ChannelList(_Out):
 
 class MemberOut(_Out):
     user_id: str
-    role: Literal["owner", "moderator", "member"]
+    role: MemberRoleName = Field(description="`reader`: a read-only member.")
     joined_at: int
     last_read_seq: int = Field(description="The member's read marker: 'seen' up to this seq.")
 
@@ -241,7 +298,7 @@ class MembersAddIn(_In):
 
 
 class MemberRoleIn(_In):
-    role: Literal["owner", "moderator", "member"]
+    role: MemberRoleName
 
 
 class ReadIn(_In):

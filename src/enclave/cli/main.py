@@ -1,4 +1,4 @@
-"""`enclave` entry point: init, serve, migrate, users, keys, audit."""
+"""`enclave` entry point: init, serve, migrate, users, orgs, keys, audit."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from typing import Any
 
 from enclave import __version__, logs
 from enclave.app import open_context, open_database
-from enclave.cli import audit_cmd, keys_cmd
+from enclave.cli import audit_cmd, export_cmd, keys_cmd, orgs_cmd, retention_cmd
 from enclave.config import Config, ConfigError, load_config
 from enclave.crypto.keyring import KeyringError
 from enclave.crypto.tls import ServerTls, TlsError, load_server_tls
 from enclave.domain.errors import EnclaveError
 from enclave.domain.models import OrgRole
-from enclave.services import accounts
+from enclave.services import accounts, exports
 from enclave.services import keys as key_service
 from enclave.services.accounts import Bootstrap
 from enclave.storage.base import StorageUnavailable
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys_cmd.add_parser(sub, _common)
     audit_cmd.add_parser(sub, _common)
+    orgs_cmd.add_parser(sub, _common)
+    export_cmd.add_parser(sub, _common)
+    retention_cmd.add_parser(sub, _common)
 
     users = sub.add_parser("users", help="manage accounts")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -170,6 +173,8 @@ async def _serve(config: Config) -> None:
             loop.add_signal_handler(sig, stop.set)
         context = tls.context if tls else None
         started = asyncio.Event()
+        # Export housekeeping: jobs a stopped server left running fail, expired files go.
+        housekeeping = asyncio.ensure_future(exports.sweep_forever(ctx))
         serving = asyncio.ensure_future(serve(ctx, sock, stop, context, started))
         # Say "listening" only once it is true (scripts connect as soon as they read it).
         waiting = asyncio.ensure_future(started.wait())
@@ -177,7 +182,10 @@ async def _serve(config: Config) -> None:
         waiting.cancel()
         if started.is_set():
             print(f"Enclave {__version__} listening on {url}", flush=True)
-        await serving
+        try:
+            await serving
+        finally:
+            housekeeping.cancel()
 
 
 def _keyring_is_new(config: Config) -> bool:
@@ -296,6 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(keys_cmd.run(args, config))
             case "audit":
                 return asyncio.run(audit_cmd.run(args, config))
+            case "orgs":
+                return asyncio.run(orgs_cmd.run(args, config))
+            case "export":
+                return asyncio.run(export_cmd.run(args, config))
+            case "retention":
+                return asyncio.run(retention_cmd.run(args, config))
     except ConfigError as exc:  # found only when serving: TLS files, plain HTTP exposed
         print(f"enclave: {exc}", file=sys.stderr)
         return 2

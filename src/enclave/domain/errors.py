@@ -114,6 +114,19 @@ ERROR_CODES: dict[str, str] = {
     "message_recalled": "The message was recalled and cannot be changed.",
     "not_a_member": "Only members may do this in the conversation.",
     "last_owner": "The last owner cannot leave, be removed or be demoted.",
+    "read_only_member": "The caller is a read-only member of this conversation: they may read it "
+    "but not post or react.",
+    "announcement_channel": "Only the owners and moderators of an announcement channel may post "
+    "in it; the others read and react.",
+    "department_name_taken": "Another department with the same parent already uses this name.",
+    "department_not_empty": "A department with sub-departments or people in it cannot be deleted; "
+    "move them first.",
+    "department_cycle": "A department cannot be moved under itself or one of its own "
+    "sub-departments.",
+    "department_too_deep": "Departments nest at most 10 levels deep.",
+    "too_many_departments": "An organization has at most 1000 departments.",
+    "not_department_admin": "Only a person whose role is `department_admin` can be assigned to "
+    "administer a department.",
     "data_destroyed": "The encryption key of this conversation or person was destroyed "
     "(crypto-shredded); nothing more can be written there.",
     "not_initialized": "No organization exists yet; run `enclave init` or `enclave serve`.",
@@ -125,5 +138,21 @@ ERROR_CODES: dict[str, str] = {
     "rate_limited": "Too many requests, failed logins or WebSocket frames; retry after the "
     "`Retry-After` header's seconds (REST) or slow down (WebSocket).",
     "too_many_subscriptions": "A connection may watch the presence of at most 1000 people.",
+    "terms_acceptance_required": "The organization published terms of use this account has not "
+    "accepted yet: only /users/me, reading and accepting the terms, the password, MFA and session "
+    "endpoints and log-out work until it accepts them.",
+    "terms_outdated": "The version accepted is not the organization's current terms of use (or "
+    "none are published): read GET /api/v1/org/terms again.",
+    "terms_version_exists": "Terms of use with this version were published already; give the new "
+    "terms a new version.",
+    "legal_hold": "The person is under legal hold: their data may not be erased until the hold "
+    "is released.",
+    "export_not_ready": "The export has not finished, failed, or its files expired and were "
+    "deleted; its status says which.",
+    "invalid_retention": "A retention setting is out of range: days must be 1–36500, or null "
+    "(keep forever); a conversation's mode is default, forever or days.",
+    "retention_running": "A retention run is in progress (on this or another server); try again "
+    "when it has finished.",
+    "hold_released": "The legal hold was released already.",
     "internal_error": "An unexpected error; the server log has the request id.",
 }

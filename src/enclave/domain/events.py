@@ -24,6 +24,7 @@ class EventType(StrEnum):
     CONVERSATION_ARCHIVED = "conversation.archived"
     CONVERSATION_UNARCHIVED = "conversation.unarchived"
     READ_MARKER_MOVED = "read.moved"
+    MESSAGES_PURGED = "messages.purged"
 
 
 @dataclass(frozen=True, slots=True)

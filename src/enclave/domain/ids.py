@@ -10,6 +10,7 @@ UserId = NewType("UserId", str)
 OrgId = NewType("OrgId", str)
 ConversationId = NewType("ConversationId", str)
 MessageId = NewType("MessageId", str)
+DepartmentId = NewType("DepartmentId", str)
 
 ID_LENGTH = 26
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from enclave.domain.ids import ConversationId, MessageId, OrgId, UserId
+from enclave.domain.ids import ConversationId, DepartmentId, MessageId, OrgId, UserId
 
 
 class OrgRole(StrEnum):
     OWNER = "owner"
     ADMIN = "admin"
+    COMPLIANCE_OFFICER = "compliance_officer"
+    DEPARTMENT_ADMIN = "department_admin"
     MEMBER = "member"
+    GUEST = "guest"
 
 
 class ConversationKind(StrEnum):
@@ -29,6 +32,8 @@ class MemberRole(StrEnum):
     OWNER = "owner"
     MODERATOR = "moderator"
     MEMBER = "member"
+    READER = "reader"
+    """A read-only member: reads, marks read and leaves, but does not post or react."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,19 @@ class User:
     role: OrgRole
     is_active: bool
     must_change_password: bool
+    created_at: int
+    department_id: DepartmentId | None = None
+    """The one department the person belongs to, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class Department:
+    """A node of an organization's department tree (names are unique among siblings)."""
+
+    id: DepartmentId
+    org_id: OrgId
+    parent_id: DepartmentId | None
+    name: str
     created_at: int
 
 
@@ -69,6 +87,9 @@ class OrgSettings:
     org_id: OrgId
     require_mfa: bool = False
     updated_at: int = 0
+    erasure_mode: str = "pseudonymize"
+    """What erasing a person does to their messages: `pseudonymize` (kept, attributed to the
+    pseudonym) or `delete` (text removed, rows kept as tombstones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +104,8 @@ class Conversation:
     created_by: UserId
     created_at: int
     last_seq: int
+    announcement: bool = False
+    """An announcement channel: only its owners and moderators post; others read and react."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Any
 from enclave.domain.models import (
     Conversation,
     ConversationSummary,
+    Department,
     Member,
     Message,
     MessageVersion,
@@ -24,6 +25,7 @@ def user(u: User) -> dict[str, Any]:
         "is_active": u.is_active,
         "must_change_password": u.must_change_password,
         "created_at": u.created_at,
+        "department_id": u.department_id,
     }
 
 
@@ -38,6 +40,7 @@ def conversation(c: Conversation) -> dict[str, Any]:
         "created_by": c.created_by,
         "created_at": c.created_at,
         "last_seq": c.last_seq,
+        "announcement": c.announcement,
     }
 
 
@@ -50,6 +53,16 @@ def summary(s: ConversationSummary) -> dict[str, Any]:
         "mention_count": s.mention_count,
         "last_message": message(s.last_message) if s.last_message else None,
         "dm_peer_id": s.dm_peer_id,
+    }
+
+
+def department(d: Department, admin_ids: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "parent_id": d.parent_id,
+        "name": d.name,
+        "created_at": d.created_at,
+        "admin_ids": list(admin_ids),
     }
 
 

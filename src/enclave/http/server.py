@@ -14,6 +14,7 @@ from enclave.api.middleware import SECURITY_HEADERS
 from enclave.http.bridge import asgi_handler
 from enclave.http.client_ip import parse_networks
 from enclave.realtime.hub import Hub
+from enclave.services import retention
 from enclave.services.context import Context
 from enclave.ws.endpoint import make_handler
 
@@ -56,6 +57,8 @@ async def serve(
     set; then close connections cleanly. `started` is set once the socket accepts connections."""
     hub = Hub(ctx)
     hub.start()
+    # Periodic retention runs (retention.interval_minutes; one node at a time by a lease).
+    retention_task = retention.start_scheduler(ctx)
     app = build_web_app(ctx, hub)
     runner = web.AppRunner(
         app,
@@ -72,5 +75,6 @@ async def serve(
         await stop.wait()
     finally:
         await site.stop()  # no new connections
+        await retention.stop_scheduler(retention_task)  # an interrupted run resumes next time
         await hub.close()  # close every socket with 1001: clients resume elsewhere
         await runner.cleanup()  # in-flight requests get up to 3 s

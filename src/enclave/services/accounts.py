@@ -17,15 +17,18 @@ from enclave.domain.errors import (
 )
 from enclave.domain.ids import OrgId, UserId, is_valid_id, new_id
 from enclave.domain.models import Org, OrgRole, OrgSettings, Session, User
-from enclave.domain.policy import OrgAction
+from enclave.domain.policy import OrgAction, Scope
 from enclave.domain.signals import SessionsRevoked
 from enclave.services import audit, gates, lockout, mfa, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as store
 from enclave.storage import mfa as mfa_store
+from enclave.storage import orgs as org_store
 from enclave.storage.base import Tx, UniqueViolation
 
 _TOUCH_EVERY_MS = 60_000
+ERASURE_MODES = ("pseudonymize", "delete")
+"""What erasing a person does to their messages (an organization setting; services.erasure)."""
 
 
 @dataclass(frozen=True)
@@ -240,13 +243,16 @@ async def authenticate(
     *,
     allow_password_change: bool = False,
     allow_mfa_enrollment: bool = False,
+    allow_terms_pending: bool = False,
     ip: str | None = None,
 ) -> Authenticated:
     """Resolve a bearer token to its active user, enforcing session expiry.
 
-    An account that must still set a new password gets `password_change_required`, and one
-    whose organization requires MFA and that has none yet `mfa_enrollment_required`, unless the
-    caller allows that state (the few endpoints that let the person get out of it)."""
+    An account that must still set a new password gets `password_change_required`, one whose
+    organization requires MFA and that has none yet `mfa_enrollment_required`, and one that has
+    not accepted its organization's current terms of use `terms_acceptance_required` (checked in
+    this order), unless the caller allows that state (the few endpoints that let the person get
+    out of it)."""
     if not token.startswith(tokens.TOKEN_PREFIX) or len(token) > 128:
         raise Unauthenticated("unauthenticated", "invalid or expired token")
     digest = tokens.token_hash(token)
@@ -255,13 +261,17 @@ async def authenticate(
     idle_ms = ctx.config.auth.session_idle_minutes * 60_000
     if found is None:
         raise Unauthenticated("unauthenticated", "invalid or expired token")
-    session, user, mfa_missing = found
+    session, user, mfa_missing, terms_pending = found
     if not user.is_active or now >= session.expires_at or now - session.last_used_at >= idle_ms:
         raise Unauthenticated("unauthenticated", "invalid or expired token")
     if user.must_change_password and not allow_password_change:
         raise Forbidden("password_change_required", "set a new password first")
     if mfa_missing and not allow_mfa_enrollment:
         raise Forbidden("mfa_enrollment_required", "your organization requires MFA: enrol first")
+    if terms_pending and not allow_terms_pending:
+        raise Forbidden(
+            "terms_acceptance_required", "accept your organization's terms of use first"
+        )
     moved = ip is not None and ip != session.last_ip
     if moved or now - session.last_used_at >= _TOUCH_EVERY_MS:
         await write(ctx, lambda ch: store.touch_session(ch.tx, digest, ch.now, ip))
@@ -280,7 +290,7 @@ async def live_sessions(ctx: Context, token_hashes: list[bytes]) -> set[bytes]:
             found = store.session_state(ch.tx, digest)
             if found is None:
                 continue
-            session, user, mfa_missing = found
+            session, user, mfa_missing, _terms_pending = found
             fresh = ch.now < session.expires_at and ch.now - session.last_used_at < idle_ms
             set_up = not user.must_change_password and not mfa_missing
             if fresh and user.is_active and set_up:
@@ -384,12 +394,11 @@ async def revoke_user_sessions(
     ctx: Context, actor: User, user_id: str, ip: str | None = None
 ) -> int:
     """An admin signs a person of their organization out everywhere; returns how many."""
-    gates.require_org(actor, OrgAction.REVOKE_USER_SESSIONS)
+    gates.require_scope(actor, OrgAction.REVOKE_USER_SESSIONS)
 
     def work(ch: Changes) -> tuple[User, int]:
-        user = gates.org_user(ch.tx, actor, user_id)
-        if user.role is OrgRole.OWNER and actor.role is not OrgRole.OWNER:
-            raise Forbidden("forbidden", "only an owner may sign out an owner")
+        # Only an owner signs out an owner; department admins only within their departments.
+        user = gates.user_admin(ch.tx, actor, OrgAction.REVOKE_USER_SESSIONS, user_id)
         count = store.delete_user_sessions(ch.tx, user.id)
         _record(
             ctx,
@@ -457,13 +466,14 @@ async def create_user(
     password: str,
     display_name: str,
     role: OrgRole = OrgRole.MEMBER,
+    department_id: str | None = None,
     ip: str | None = None,
 ) -> User:
-    """Create an account. `actor` None is the operator at the server's shell (the CLI)."""
+    """Create an account, in `department_id` if given. `actor` None is the operator at the
+    server's shell (the CLI). Department admins create members and guests, and only into
+    their own departments (docs/permissions.md)."""
     if actor is not None:
-        gates.require_org(actor, OrgAction.CREATE_USER)
-        if role is OrgRole.OWNER and actor.role is not OrgRole.OWNER:
-            raise Forbidden("forbidden", "only an owner may create another owner")
+        gates.require_scope(actor, OrgAction.CREATE_USER)
     name = validate.username(username)
     shown = validate.line(display_name or name, field="display_name", max_chars=100)
     validate.password(password, min_length=ctx.config.auth.min_password_length, username_=name)
@@ -474,6 +484,11 @@ async def create_user(
         org_id = actor.org_id if actor is not None else (org.id if org else None)
         if org_id is None:
             raise Conflict("not_initialized", "run `enclave init` first")
+        dept = (
+            gates.placement(ch.tx, actor, OrgAction.CREATE_USER, department_id, role)
+            if actor is not None
+            else None
+        )
         user = User(
             id=UserId(new_id()),
             org_id=org_id,
@@ -483,6 +498,7 @@ async def create_user(
             is_active=True,
             must_change_password=False,
             created_at=ch.now,
+            department_id=dept.id if dept else None,
         )
         try:
             store.insert_user(ch.tx, user, pw_hash)
@@ -495,7 +511,12 @@ async def create_user(
             actor,
             ip,
             target=user,
-            details={"username": name, "role": role.value, "via": "api" if actor else "cli"},
+            details={
+                "username": name,
+                "role": role.value,
+                "department_id": user.department_id,
+                "via": "api" if actor else "cli",
+            },
         )
         return user
 
@@ -505,10 +526,18 @@ async def create_user(
 async def list_users(
     ctx: Context, actor: User | None, *, include_inactive: bool, after: str, limit: int
 ) -> list[User]:
+    """People of the actor's organization by username. Guests see only themselves and the
+    people they share a conversation with; with `include_inactive`, department admins see the
+    deactivated accounts of their own departments only."""
+    scope = Scope.ORG
     if actor is not None and include_inactive:
-        gates.require_org(actor, OrgAction.LIST_INACTIVE_USERS)
+        scope = gates.require_scope(actor, OrgAction.LIST_INACTIVE_USERS)
 
     def work(tx: Tx) -> list[User]:
+        if actor is not None and not gates.may_browse_directory(actor):
+            return org_store.users_sharing_conversations(tx, actor, after=after, limit=limit)
+        if actor is not None and scope is Scope.SUBTREE:
+            return org_store.users_with_inactive_in_subtree(tx, actor, after=after, limit=limit)
         org_id = actor.org_id if actor else _operator_org(tx)
         return store.users_in_org(
             tx, org_id, include_inactive=include_inactive, after=after, limit=limit
@@ -526,13 +555,12 @@ async def set_active(
 ) -> User:
     """Deactivate (signing out every session) or reactivate an account."""
     if actor is not None:
-        gates.require_org(actor, OrgAction.DEACTIVATE_USER)
+        gates.require_scope(actor, OrgAction.DEACTIVATE_USER)
 
     def work(ch: Changes) -> User:
         if actor is not None:
-            user = gates.org_user(ch.tx, actor, target)
-            if user.role is OrgRole.OWNER and actor.role is not OrgRole.OWNER:
-                raise Forbidden("forbidden", "only an owner may deactivate an owner")
+            # Only an owner acts on an owner; department admins only within their departments.
+            user = gates.user_admin(ch.tx, actor, OrgAction.DEACTIVATE_USER, target)
         else:
             by_id = store.user_by_id(ch.tx, target) if is_valid_id(target) else None
             found = by_id or _by_name(ch.tx, target)
@@ -601,7 +629,12 @@ async def org_settings(ctx: Context, actor: User) -> OrgSettings:
 
 
 async def update_org_settings(
-    ctx: Context, actor: User, *, require_mfa: bool | None = None, ip: str | None = None
+    ctx: Context,
+    actor: User,
+    *,
+    require_mfa: bool | None = None,
+    erasure_mode: str | None = None,
+    ip: str | None = None,
 ) -> OrgSettings:
     """Change organization settings (admins and owners); each change is audited."""
     gates.require_org(actor, OrgAction.CHANGE_ORG_SETTINGS)
@@ -611,9 +644,13 @@ async def update_org_settings(
         after = before
         if require_mfa is not None:
             after = replace(after, require_mfa=require_mfa)
+        if erasure_mode is not None:
+            if erasure_mode not in ERASURE_MODES:
+                raise InvalidInput("validation_error", "erasure_mode: pseudonymize or delete")
+            after = replace(after, erasure_mode=erasure_mode)
         changed = {
             name: {"from": getattr(before, name), "to": getattr(after, name)}
-            for name in ("require_mfa",)
+            for name in ("require_mfa", "erasure_mode")
             if getattr(before, name) != getattr(after, name)
         }
         if not changed:

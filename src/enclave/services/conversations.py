@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from enclave.domain import wire
@@ -43,9 +44,13 @@ async def create(
     name: str | None = None,
     topic: str = "",
     visibility: Visibility | None = None,
+    announcement: bool = False,
 ) -> Created:
-    """Create a conversation; a DM for a pair that already has one returns that one."""
+    """Create a conversation; a DM for a pair that already has one returns that one. Only a
+    channel can be an announcement channel."""
     gates.require_org(actor, OrgAction.CREATE_CONVERSATION)
+    if announcement and kind is not ConversationKind.CHANNEL:
+        raise InvalidInput("validation_error", "only channels can be announcement channels")
     others = [uid for uid in dict.fromkeys(member_ids) if uid != actor.id]
     clean_name = validate.line(name, field="name", max_chars=NAME_MAX) if name else None
     clean_topic = validate.line(topic, field="topic", max_chars=TOPIC_MAX, allow_empty=True)
@@ -88,6 +93,7 @@ async def create(
             created_by=actor.id,
             created_at=ch.now,
             last_seq=0,
+            announcement=announcement,
         )
         if not store.insert_conversation(ch.tx, conv, dm_key):
             # A concurrent creation of the same DM committed first (PostgreSQL waited for it
@@ -178,10 +184,18 @@ async def browse_channels(
 
 
 async def update(
-    ctx: Context, actor: User, conv_id: str, *, name: str | None, topic: str | None
+    ctx: Context,
+    actor: User,
+    conv_id: str,
+    *,
+    name: str | None,
+    topic: str | None,
+    announcement: bool | None = None,
 ) -> ConversationSummary:
     def work(ch: Changes) -> ConversationSummary:
         conv, _ = gates.conversation(ch.tx, actor, conv_id, ConvAction.UPDATE)
+        if announcement is not None and conv.kind is not ConversationKind.CHANNEL:
+            raise InvalidInput("validation_error", "only channels can be announcement channels")
         new_name = conv.name
         if name is not None:
             new_name = validate.line(name, field="name", max_chars=NAME_MAX)
@@ -194,6 +208,12 @@ async def update(
             new_topic = validate.line(topic, field="topic", max_chars=TOPIC_MAX, allow_empty=True)
         store.update_details(ch.tx, conv.id, new_name, new_topic)
         changed = replace(conv, name=new_name, topic=new_topic)
+        if announcement is not None and announcement != conv.announcement:
+            store.set_announcement(ch.tx, conv.id, announcement)
+            changed = replace(changed, announcement=announcement)
+            action = "conversation.announcement_changed"
+            flag = {"announcement": announcement}
+            _audit(ctx, ch, actor, action, "conversation", conv.id, flag)
         event = ch.record(
             conv.id,
             EventType.CONVERSATION_UPDATED,
@@ -344,7 +364,7 @@ def _audit(
     action: str,
     target_type: str,
     target_id: str,
-    details: dict[str, str],
+    details: Mapping[str, object],
 ) -> None:
     """Moderation is audited in the transaction of the change (docs/security.md, "Audit log")."""
     audit.record(
@@ -355,7 +375,7 @@ def _audit(
         audit.actor_of(actor),
         target_type=target_type,
         target_id=target_id,
-        details=details,
+        details=dict(details),
     )
 
 

@@ -3,19 +3,31 @@ may not see fails exactly like one that does not exist."""
 
 from __future__ import annotations
 
+from enclave.domain import policy
 from enclave.domain.errors import Conflict, Forbidden, NotFound
-from enclave.domain.ids import OrgId, is_valid_id
-from enclave.domain.models import Conversation, Member, Message, User
+from enclave.domain.ids import OrgId, UserId, is_valid_id
+from enclave.domain.models import (
+    Conversation,
+    Department,
+    Member,
+    MemberRole,
+    Message,
+    OrgRole,
+    User,
+)
 from enclave.domain.policy import (
     ConvAction,
     Decision,
     OrgAction,
+    Scope,
     authorize_conversation,
     authorize_org,
+    org_scope,
 )
 from enclave.storage import accounts as account_store
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
+from enclave.storage import orgs as org_store
 from enclave.storage.base import Tx
 
 # Actions a member may still take in an archived conversation.
@@ -45,6 +57,11 @@ def conversation(
     if decision is Decision.DENY:
         if action in _MEMBER_ONLY and member is None:
             raise Forbidden("not_a_member", "join the conversation first")
+        reader = member is not None and member.role is MemberRole.READER
+        if reader and action in (ConvAction.POST, ConvAction.REACT):
+            raise Forbidden("read_only_member", "you are a read-only member here")
+        if conv.announcement and action is ConvAction.POST:
+            raise Forbidden("announcement_channel", "only moderators post in this channel")
         raise Forbidden("forbidden", f"you may not {action.value} in this conversation")
     if conv.archived and action not in _ALLOWED_WHEN_ARCHIVED and not allow_archived:
         raise Conflict("conversation_archived", "the conversation is archived")
@@ -68,11 +85,107 @@ def message(
 
 
 def org_user(tx: Tx, actor: User, user_id: str) -> User:
-    """A user of the actor's own organization; users elsewhere do not exist."""
+    """A user of the actor's own organization whom the actor may see (a guest sees only the
+    people they share a conversation with); anyone else does not exist."""
     found = account_store.user_by_id(tx, user_id) if is_valid_id(user_id) else None
-    if found is None or found.org_id != actor.org_id:
+    if found is None or not _may_see(tx, actor, found):
         raise NotFound("user")
     return found
+
+
+def _may_see(tx: Tx, actor: User, target: User) -> bool:
+    if target.org_id != actor.org_id:
+        return False
+    if policy.can_see_user(actor, target, shares_conversation=False):
+        return True
+    shares = org_store.shares_conversation(tx, actor.id, target.id)
+    return policy.can_see_user(actor, target, shares_conversation=shares)
+
+
+def visible_user_ids(tx: Tx, actor: User, user_ids: list[str]) -> list[UserId]:
+    """The ids among `user_ids` of people the actor may see (the others vanish silently)."""
+    found = []
+    for uid in dict.fromkeys(user_ids):
+        user = account_store.user_by_id(tx, uid) if is_valid_id(uid) else None
+        if user is not None and _may_see(tx, actor, user):
+            found.append(user.id)
+    return found
+
+
+def may_browse_directory(actor: User) -> bool:
+    """Whether the actor sees every person of the organization (else only those they share a
+    conversation with)."""
+    return authorize_org(actor, OrgAction.BROWSE_DIRECTORY) is Decision.ALLOW
+
+
+# -- administration of people and departments --------------------------------------------------
+
+
+def require_scope(actor: User, action: OrgAction) -> Scope:
+    """The reach of `action` for the actor (the whole organization or a subtree); 403 if none.
+    A cheap check before expensive work; the target is checked by `user_admin`/`placement`."""
+    scope = org_scope(actor, action)
+    if scope is Scope.NONE:
+        raise Forbidden("forbidden", f"your role may not {action.value}")
+    return scope
+
+
+def _in_subtree(tx: Tx, actor: User, action: OrgAction, department_id: str | None) -> bool:
+    """Whether `department_id` is in the actor's subtree; asked only of subtree-scoped actors."""
+    if department_id is None or org_scope(actor, action) is not Scope.SUBTREE:
+        return False
+    return org_store.in_subtree(tx, actor.id, department_id)
+
+
+def user_admin(tx: Tx, actor: User, action: OrgAction, user_id: str) -> User:
+    """Load the account `user_id` for the administrative `action` (deactivate, activate, sign
+    out, move): hidden people do not exist (404), others may be out of reach (403)."""
+    target = org_user(tx, actor, user_id)
+    in_subtree = _in_subtree(tx, actor, action, target.department_id)
+    decision = policy.authorize_user_admin(actor, action, target, in_subtree=in_subtree)
+    if decision is Decision.HIDE:
+        raise NotFound("user")
+    if decision is Decision.DENY:
+        raise Forbidden("forbidden", f"you may not {action.value} this person")
+    return target
+
+
+def placement(
+    tx: Tx, actor: User, action: OrgAction, department_id: str | None, role: OrgRole | None
+) -> Department | None:
+    """Check that the actor may put a person (of `role`, if new) into `department_id` (None:
+    no department) by `action`; returns the department. Departments of other organizations
+    do not exist."""
+    dept = department_in_org(tx, actor, department_id) if department_id is not None else None
+    into = _in_subtree(tx, actor, action, dept.id if dept else None)
+    if policy.authorize_placement(actor, action, role, into_subtree=into) is not Decision.ALLOW:
+        raise Forbidden("forbidden", f"you may not {action.value} there")
+    return dept
+
+
+def role_change(tx: Tx, actor: User, user_id: str, role: OrgRole) -> User:
+    """Load the account `user_id` for a change of its org role to `role`."""
+    target = org_user(tx, actor, user_id)
+    decision = policy.authorize_role_change(actor, target, role)
+    if decision is Decision.HIDE:
+        raise NotFound("user")
+    if decision is Decision.DENY:
+        raise Forbidden("forbidden", "your role may not give or take away this role")
+    return target
+
+
+def department_in_org(tx: Tx, actor: User, department_id: str) -> Department:
+    """A department of the actor's organization; any other id does not exist."""
+    dept = org_store.department(tx, department_id) if is_valid_id(department_id) else None
+    if dept is None or dept.org_id != actor.org_id:
+        raise NotFound("department")
+    return dept
+
+
+def department(tx: Tx, actor: User, department_id: str, action: OrgAction) -> Department:
+    """Load a department of the actor's organization for `action` (403 if the role may not)."""
+    require_org(actor, action)
+    return department_in_org(tx, actor, department_id)
 
 
 def same_org_active(tx: Tx, org_id: OrgId, user_ids: list[str]) -> list[User]:

@@ -24,6 +24,7 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -291,15 +292,22 @@ async def shred(
     *,
     before_epoch: int | None = None,
     rotate_kek: bool = True,
+    keep_key_ids: Collection[str] = (),
+    also: Callable[[Tx, list[str]], None] | None = None,
 ) -> Shredded:
     """Destroy a scope's data keys (all, or the epochs before `before_epoch`): what they sealed
     can no longer be read. With `rotate_kek`, the KEK is rotated and the old one retired, which
-    makes the copies of these keys in earlier backups useless as well."""
+    makes the copies of these keys in earlier backups useless as well.
+
+    `keep_key_ids` are spared (keys something still needs, such as held messages); `also` runs in
+    the shredding transaction with the ids shredded (a retention run records its progress)."""
 
     def work(tx: Tx) -> list[str]:
         live = store.live_in_scope(tx, scope, before_epoch)
-        ids = [k.id for k in live]
+        ids = [k.id for k in live if k.id not in keep_key_ids]
         store.shred(tx, ids, now_ms)
+        if also is not None:
+            also(tx, ids)
         audit.record(
             keys.provider,
             tx,

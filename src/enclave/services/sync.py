@@ -4,13 +4,12 @@ stored events of a conversation after a cursor."""
 from __future__ import annotations
 
 from enclave.domain.events import Event
-from enclave.domain.ids import ConversationId, UserId, is_valid_id
+from enclave.domain.ids import ConversationId, UserId
 from enclave.domain.models import User
+from enclave.services import gates
 from enclave.services.context import Context
-from enclave.storage import accounts as account_store
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
-from enclave.storage.base import Tx
 
 
 async def membership_seqs(ctx: Context, user_id: UserId) -> dict[ConversationId, int]:
@@ -30,14 +29,6 @@ async def events_for_member(
 
 
 async def same_org_users(ctx: Context, actor: User, user_ids: list[str]) -> list[UserId]:
-    """The ids among `user_ids` that are people of the actor's organization (others vanish)."""
-
-    def work(tx: Tx) -> list[UserId]:
-        found = []
-        for uid in dict.fromkeys(user_ids):
-            user = account_store.user_by_id(tx, uid) if is_valid_id(uid) else None
-            if user is not None and user.org_id == actor.org_id:
-                found.append(user.id)
-        return found
-
-    return await ctx.db.read(work)
+    """The ids among `user_ids` of people of the actor's organization whom the actor may see
+    (a guest: only those they share a conversation with); the others vanish."""
+    return await ctx.db.read(lambda tx: gates.visible_user_ids(tx, actor, user_ids))

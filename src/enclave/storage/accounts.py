@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enclave.domain.ids import OrgId, UserId, user_scope
+from enclave.domain.ids import DepartmentId, OrgId, UserId, user_scope
 from enclave.domain.models import Org, OrgRole, OrgSettings, Session, User
 from enclave.storage.base import Row, Tx
 
@@ -22,7 +22,12 @@ def _user(tx: Tx, row: Row) -> User:
         is_active=bool(row["is_active"]),
         must_change_password=bool(row["must_change_password"]),
         created_at=row["created_at"],
+        department_id=DepartmentId(row["department_id"]) if row["department_id"] else None,
     )
+
+
+user_from_row = _user
+"""A `User` from a row of the users table's columns (display name opened)."""
 
 
 def insert_org(tx: Tx, org: Org) -> None:
@@ -42,21 +47,26 @@ def org_by_id(tx: Tx, org_id: OrgId) -> Org | None:
 def org_settings(tx: Tx, org_id: OrgId) -> OrgSettings:
     """An organization's settings; the defaults until an admin changes one."""
     row = tx.fetchone(
-        "SELECT require_mfa, updated_at FROM org_settings WHERE org_id = ?", (org_id,)
+        "SELECT require_mfa, updated_at, erasure_mode FROM org_settings WHERE org_id = ?",
+        (org_id,),
     )
     if row is None:
         return OrgSettings(org_id=org_id)
     return OrgSettings(
-        org_id=org_id, require_mfa=bool(row["require_mfa"]), updated_at=row["updated_at"]
+        org_id=org_id,
+        require_mfa=bool(row["require_mfa"]),
+        updated_at=row["updated_at"],
+        erasure_mode=row["erasure_mode"],
     )
 
 
 def put_org_settings(tx: Tx, settings: OrgSettings) -> None:
     tx.execute(
-        "INSERT INTO org_settings (org_id, require_mfa, updated_at) VALUES (?, ?, ?)"
+        "INSERT INTO org_settings (org_id, require_mfa, updated_at, erasure_mode)"
+        " VALUES (?, ?, ?, ?)"
         " ON CONFLICT (org_id) DO UPDATE SET require_mfa = excluded.require_mfa,"
-        " updated_at = excluded.updated_at",
-        (settings.org_id, int(settings.require_mfa), settings.updated_at),
+        " updated_at = excluded.updated_at, erasure_mode = excluded.erasure_mode",
+        (settings.org_id, int(settings.require_mfa), settings.updated_at, settings.erasure_mode),
     )
 
 
@@ -71,7 +81,8 @@ def insert_user(tx: Tx, user: User, password_hash: str) -> None:
     """Insert a user; raises UniqueViolation if the username is taken."""
     tx.execute(
         "INSERT INTO users (id, org_id, username, display_name, password_hash, role, is_active,"
-        " must_change_password, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " must_change_password, created_at, department_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             user.id,
             user.org_id,
@@ -84,6 +95,7 @@ def insert_user(tx: Tx, user: User, password_hash: str) -> None:
             int(user.is_active),
             int(user.must_change_password),
             user.created_at,
+            user.department_id,
         ),
     )
 
@@ -91,7 +103,7 @@ def insert_user(tx: Tx, user: User, password_hash: str) -> None:
 def user_by_id(tx: Tx, user_id: str) -> User | None:
     row = tx.fetchone(
         "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
-        " created_at"
+        " created_at, department_id"
         " FROM users WHERE id = ?",
         (user_id,),
     )
@@ -101,7 +113,7 @@ def user_by_id(tx: Tx, user_id: str) -> User | None:
 def user_with_hash(tx: Tx, username: str) -> tuple[User, str] | None:
     row = tx.fetchone(
         "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
-        " created_at"
+        " created_at, department_id"
         ", password_hash FROM users WHERE username = ?",
         (username,),
     )
@@ -121,7 +133,7 @@ def users_in_org(
         _user(tx, r)
         for r in tx.fetchall(
             "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
-            " created_at"
+            " created_at, department_id"
             " FROM users WHERE org_id = ? AND username > ?"
             " AND (is_active = 1 OR ? = 1) ORDER BY username LIMIT ?",
             (org_id, after, int(include_inactive), limit),
@@ -134,7 +146,7 @@ def active_users_by_username(tx: Tx, org_id: OrgId, usernames: list[str]) -> lis
     for name in usernames:
         row = tx.fetchone(
             "SELECT id, org_id, username, display_name, role, is_active, must_change_password,"
-            " created_at"
+            " created_at, department_id"
             " FROM users WHERE username = ? AND org_id = ?"
             " AND is_active = 1",
             (name, org_id),
@@ -195,16 +207,20 @@ def session_user(tx: Tx, token_hash: bytes) -> tuple[Session, User] | None:
     return (found[0], found[1]) if found else None
 
 
-def session_state(tx: Tx, token_hash: bytes) -> tuple[Session, User, bool] | None:
-    """A session, its user, and whether the user must still enrol in MFA (their organization
-    requires it and they have no confirmed second factor), in one query."""
+def session_state(tx: Tx, token_hash: bytes) -> tuple[Session, User, bool, bool] | None:
+    """A session, its user, whether the user must still enrol in MFA (their organization
+    requires it and they have no confirmed second factor), and whether they must still accept
+    their organization's current terms of use, in one query."""
     row = tx.fetchone(
         "SELECT s.token_hash, s.user_id, s.created_at AS s_created, s.last_used_at, s.expires_at,"
         " s.user_agent, s.last_ip,"
         " u.id, u.org_id, u.username, u.display_name, u.role, u.is_active,"
-        " u.must_change_password, u.created_at,"
+        " u.must_change_password, u.created_at, u.department_id,"
         " (SELECT o.require_mfa FROM org_settings o WHERE o.org_id = u.org_id) AS require_mfa,"
-        " (SELECT m.confirmed_at FROM user_mfa m WHERE m.user_id = u.id) AS mfa_confirmed_at"
+        " (SELECT m.confirmed_at FROM user_mfa m WHERE m.user_id = u.id) AS mfa_confirmed_at,"
+        " (SELECT MAX(t.seq) FROM terms t WHERE t.org_id = u.org_id) AS terms_seq,"
+        " (SELECT MAX(a.terms_seq) FROM terms_acceptances a WHERE a.user_id = u.id)"
+        " AS accepted_terms_seq"
         " FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.token_hash = ?",
         (token_hash,),
@@ -221,7 +237,9 @@ def session_state(tx: Tx, token_hash: bytes) -> tuple[Session, User, bool] | Non
         last_ip=row["last_ip"],
     )
     mfa_missing = bool(row["require_mfa"]) and row["mfa_confirmed_at"] is None
-    return session, _user(tx, row), mfa_missing
+    current_terms, accepted = row["terms_seq"], row["accepted_terms_seq"]
+    terms_pending = current_terms is not None and (accepted is None or accepted < current_terms)
+    return session, _user(tx, row), mfa_missing, terms_pending
 
 
 def touch_session(tx: Tx, token_hash: bytes, now: int, ip: str | None = None) -> None:

@@ -27,6 +27,11 @@ def _entry(row: Row) -> AuditEntry:
     )
 
 
+def entry_of(row: Row) -> AuditEntry:
+    """An entry from a row of `SELECT * FROM audit_log` (for other storage modules)."""
+    return _entry(row)
+
+
 def lock_head(tx: Tx) -> tuple[int, str]:
     """The last entry's (seq, hash), locking the head row until the transaction ends."""
     tx.execute(

@@ -25,6 +25,7 @@ def _conversation(row: Row) -> Conversation:
         created_by=UserId(row["created_by"]),
         created_at=row["created_at"],
         last_seq=row["last_seq"],
+        announcement=bool(row["announcement"]),
     )
 
 
@@ -43,8 +44,8 @@ def insert_conversation(tx: Tx, conv: Conversation, dm_key: str | None) -> bool:
     name_key = conv.name.casefold() if conv.kind is ConversationKind.CHANNEL and conv.name else None
     changed = tx.execute(
         "INSERT INTO conversations (id, org_id, kind, name, name_key, topic, visibility, archived,"
-        " dm_key, created_by, created_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT DO NOTHING",
+        " dm_key, created_by, created_at, last_seq, announcement)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             conv.id,
             conv.org_id,
@@ -58,6 +59,7 @@ def insert_conversation(tx: Tx, conv: Conversation, dm_key: str | None) -> bool:
             conv.created_by,
             conv.created_at,
             conv.last_seq,
+            int(conv.announcement),
         ),
     )
     return changed == 1
@@ -66,7 +68,7 @@ def insert_conversation(tx: Tx, conv: Conversation, dm_key: str | None) -> bool:
 def by_id(tx: Tx, conv_id: str) -> Conversation | None:
     row = tx.fetchone(
         "SELECT id, org_id, kind, name, topic, visibility, archived, created_by, created_at,"
-        " last_seq FROM conversations WHERE id = ?",
+        " last_seq, announcement FROM conversations WHERE id = ?",
         (conv_id,),
     )
     return _conversation(row) if row else None
@@ -75,7 +77,7 @@ def by_id(tx: Tx, conv_id: str) -> Conversation | None:
 def by_dm_key(tx: Tx, dm_key: str) -> Conversation | None:
     row = tx.fetchone(
         "SELECT id, org_id, kind, name, topic, visibility, archived, created_by, created_at,"
-        " last_seq FROM conversations WHERE dm_key = ?",
+        " last_seq, announcement FROM conversations WHERE dm_key = ?",
         (dm_key,),
     )
     return _conversation(row) if row else None
@@ -94,6 +96,12 @@ def update_details(tx: Tx, conv_id: ConversationId, name: str | None, topic: str
         "UPDATE conversations SET name = ?, name_key = CASE WHEN kind = 'channel' THEN ? END,"
         " topic = ? WHERE id = ?",
         (name, name.casefold() if name else None, topic, conv_id),
+    )
+
+
+def set_announcement(tx: Tx, conv_id: ConversationId, announcement: bool) -> None:
+    tx.execute(
+        "UPDATE conversations SET announcement = ? WHERE id = ?", (int(announcement), conv_id)
     )
 
 
@@ -117,7 +125,7 @@ def public_channels(tx: Tx, org_id: OrgId, *, after: str, limit: int) -> list[Co
         _conversation(r)
         for r in tx.fetchall(
             "SELECT id, org_id, kind, name, topic, visibility, archived, created_by, created_at,"
-            " last_seq FROM conversations WHERE org_id = ? AND kind = 'channel'"
+            " last_seq, announcement FROM conversations WHERE org_id = ? AND kind = 'channel'"
             " AND visibility = 'public' AND archived = 0 AND name_key > ?"
             " ORDER BY name_key LIMIT ?",
             (org_id, after, limit),
@@ -206,13 +214,15 @@ def move_read_marker(tx: Tx, conv_id: ConversationId, user_id: UserId, seq: int)
 def my_conversations(tx: Tx, user_id: UserId) -> list[tuple[Conversation, Member]]:
     rows = tx.fetchall(
         "SELECT c.id, c.org_id, c.kind, c.name, c.topic, c.visibility, c.archived, c.created_by,"
-        " c.created_at, c.last_seq, m.conversation_id, m.user_id, m.role, m.joined_at,"
-        " m.last_read_seq FROM members m JOIN conversations c ON c.id = m.conversation_id"
+        " c.created_at, c.last_seq, c.announcement, m.conversation_id, m.user_id, m.role,"
+        " m.joined_at, m.last_read_seq FROM members m"
+        " JOIN conversations c ON c.id = m.conversation_id"
         " WHERE m.user_id = ?"
         # Most recently active first: by the newest message (else creation) time. last_seq
         # counts each conversation's own events and cannot be compared across conversations.
         " ORDER BY COALESCE((SELECT msg.created_at FROM messages msg"
-        " WHERE msg.conversation_id = c.id ORDER BY msg.seq DESC LIMIT 1), c.created_at) DESC,"
+        " WHERE msg.conversation_id = c.id AND msg.retention_hidden_at IS NULL"
+        " ORDER BY msg.seq DESC LIMIT 1), c.created_at) DESC,"
         " c.id",
         (user_id,),
     )
@@ -227,7 +237,7 @@ def unread_counts(tx: Tx, user_id: UserId) -> dict[ConversationId, tuple[int, in
         " JOIN messages msg ON msg.conversation_id = m.conversation_id"
         " AND msg.seq > m.last_read_seq"
         " WHERE m.user_id = ? AND msg.sender_id <> ? AND msg.recalled_at IS NULL"
-        " GROUP BY msg.conversation_id",
+        " AND msg.retention_hidden_at IS NULL GROUP BY msg.conversation_id",
         (user_id, user_id),
     ):
         counts[ConversationId(r["cid"])] = (int(r["n"]), 0)
@@ -236,7 +246,7 @@ def unread_counts(tx: Tx, user_id: UserId) -> dict[ConversationId, tuple[int, in
         " JOIN mentions mn ON mn.conversation_id = m.conversation_id AND mn.user_id = m.user_id"
         " AND mn.seq > m.last_read_seq"
         " JOIN messages msg ON msg.id = mn.message_id AND msg.recalled_at IS NULL"
-        " WHERE m.user_id = ? GROUP BY mn.conversation_id",
+        " AND msg.retention_hidden_at IS NULL WHERE m.user_id = ? GROUP BY mn.conversation_id",
         (user_id,),
     ):
         cid = ConversationId(r["cid"])
@@ -268,8 +278,8 @@ def with_member(tx: Tx, conv_id: str, user_id: str) -> tuple[Conversation | None
     """A conversation and the user's membership row, in one query."""
     row = tx.fetchone(
         "SELECT c.id, c.org_id, c.kind, c.name, c.topic, c.visibility, c.archived, c.created_by,"
-        " c.created_at, c.last_seq, m.conversation_id, m.user_id, m.role, m.joined_at,"
-        " m.last_read_seq FROM conversations c LEFT JOIN members m"
+        " c.created_at, c.last_seq, c.announcement, m.conversation_id, m.user_id, m.role,"
+        " m.joined_at, m.last_read_seq FROM conversations c LEFT JOIN members m"
         " ON m.conversation_id = c.id AND m.user_id = ? WHERE c.id = ?",
         (user_id, conv_id),
     )

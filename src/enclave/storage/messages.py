@@ -80,7 +80,10 @@ def insert_message(tx: Tx, m: Message) -> None:
 
 
 def by_id(tx: Tx, message_id: str) -> Message | None:
-    row = tx.fetchone("SELECT * FROM messages WHERE id = ?", (message_id,))
+    # A message that retention hid (kept only for a legal hold) does not exist for members.
+    row = tx.fetchone(
+        "SELECT * FROM messages WHERE id = ? AND retention_hidden_at IS NULL", (message_id,)
+    )
     if row is None:
         return None
     return _message(tx, row, _reactions_of(tx, MessageId(row["id"])))
@@ -111,13 +114,15 @@ def page(
     if after_seq is not None:
         rows = tx.fetchall(
             "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ?"
-            " AND (thread_root_id IS NULL OR ? = 1) ORDER BY seq LIMIT ?",
+            " AND (thread_root_id IS NULL OR ? = 1) AND retention_hidden_at IS NULL"
+            " ORDER BY seq LIMIT ?",
             (conv_id, after_seq, before_seq if before_seq is not None else 2**62, replies, limit),
         )
     else:
         rows = tx.fetchall(
             "SELECT * FROM messages WHERE conversation_id = ? AND seq < ?"
-            " AND (thread_root_id IS NULL OR ? = 1) ORDER BY seq DESC LIMIT ?",
+            " AND (thread_root_id IS NULL OR ? = 1) AND retention_hidden_at IS NULL"
+            " ORDER BY seq DESC LIMIT ?",
             (conv_id, before_seq if before_seq is not None else 2**62, replies, limit),
         )
         rows.reverse()
@@ -126,7 +131,8 @@ def page(
 
 def thread(tx: Tx, root_id: MessageId, *, after_seq: int, limit: int) -> list[Message]:
     rows = tx.fetchall(
-        "SELECT * FROM messages WHERE thread_root_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        "SELECT * FROM messages WHERE thread_root_id = ? AND seq > ?"
+        " AND retention_hidden_at IS NULL ORDER BY seq LIMIT ?",
         (root_id, after_seq, limit),
     )
     return _with_reactions(tx, rows)
@@ -135,7 +141,7 @@ def thread(tx: Tx, root_id: MessageId, *, after_seq: int, limit: int) -> list[Me
 def last_top_level(tx: Tx, conv_id: ConversationId) -> Message | None:
     row = tx.fetchone(
         "SELECT * FROM messages WHERE conversation_id = ? AND thread_root_id IS NULL"
-        " ORDER BY seq DESC LIMIT 1",
+        " AND retention_hidden_at IS NULL ORDER BY seq DESC LIMIT 1",
         (conv_id,),
     )
     return _message(tx, row) if row else None
@@ -297,9 +303,11 @@ def events_after(tx: Tx, conv_id: ConversationId, after_seq: int, limit: int) ->
             ),
         )
         for r in tx.fetchall(
+            # Events up to the retention cut are not replayed (under legal hold they are kept).
             "SELECT conversation_id, seq, type, actor_id, created_at, data FROM events"
-            " WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (conv_id, after_seq, limit),
+            " WHERE conversation_id = ? AND seq > ? AND seq > COALESCE((SELECT purged_seq"
+            " FROM retention_state WHERE conversation_id = ?), 0) ORDER BY seq LIMIT ?",
+            (conv_id, after_seq, conv_id, limit),
         )
     ]
 

@@ -15,7 +15,7 @@ export class ApiError extends Error {
 let token = localStorage.getItem(TOKEN_KEY);
 // Set by main.js: what to do when the session is gone (401), a new password is required, or the
 // organization requires MFA that the account does not have yet.
-const hooks = { authLost: () => {}, passwordChange: () => {}, mfaEnrollment: () => {} };
+const hooks = { authLost: () => {}, passwordChange: () => {}, mfaEnrollment: () => {}, termsRequired: () => {} };
 
 export function setHooks(h) {
   Object.assign(hooks, h);
@@ -60,6 +60,7 @@ export async function request(method, path, body, { quiet = false } = {}) {
     if (!quiet && res.status === 401 && path !== "/auth/login") hooks.authLost(error);
     if (!quiet && code === "password_change_required") hooks.passwordChange(error);
     if (!quiet && code === "mfa_enrollment_required") hooks.mfaEnrollment(error);
+    if (!quiet && code === "terms_acceptance_required") hooks.termsRequired(error);
     throw error;
   }
   return data;
@@ -72,6 +73,36 @@ const q = (params) => {
   return str ? `?${str}` : "";
 };
 const enc = encodeURIComponent;
+
+/**
+ * Fetch a file the API sends (a zip, or a JSON document streamed) and hand it to the browser as
+ * a download named `filename`. The token goes in the header, as for every call, so the file
+ * cannot be fetched by a plain link.
+ */
+export async function download(method, path, filename) {
+  let res;
+  try {
+    res = await fetch(BASE + path, {
+      method, headers: token ? { Authorization: `Bearer ${token}` } : {}, credentials: "omit", cache: "no-store",
+    });
+  } catch (err) {
+    throw new ApiError(0, "network", String(err));
+  }
+  if (!res.ok) {
+    let data = null;
+    try { data = await res.json(); } catch { data = null; }
+    throw new ApiError(res.status, data?.error?.code || "http_error", data?.error?.message);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
 
 export const api = {
   // `second` is {otp} or {recovery_code} for an account with MFA (after `mfa_required`).
@@ -90,6 +121,12 @@ export const api = {
   mfaConfirm: (code) => request("POST", "/users/me/mfa/totp/confirm", { code }),
   mfaDisable: (password, code) => request("DELETE", "/users/me/mfa", { password, code }),
   mfaRegenerate: (code) => request("POST", "/users/me/mfa/recovery-codes", { code }),
+  terms: () => request("GET", "/org/terms"),
+  acceptTerms: (version) => request("POST", "/users/me/terms/accept", { version }),
+  startExport: (body) => request("POST", "/compliance/exports", body),
+  exportStatus: (id) => request("GET", `/compliance/exports/${enc(id)}`),
+  downloadExport: (id) => download("GET", `/compliance/exports/${enc(id)}/download`, `enclave-export-${id}.zip`),
+  downloadMyData: () => download("POST", "/users/me/export", "enclave-my-data.json"),
 
   conversations: () => request("GET", "/conversations"),
   conversation: (id) => request("GET", `/conversations/${enc(id)}`),

@@ -10,6 +10,7 @@ import * as outbox from "./outbox.js";
 import { actions, init as initActions } from "./actions.js";
 import { loginView, changePasswordView } from "./views/login.js";
 import { mfaEnrollmentView } from "./views/security.js";
+import { termsView } from "./views/terms.js";
 import { mountApp, phoneQuery } from "./views/shell.js";
 import { conversationName } from "./views/common.js";
 import { updateTitle, maybeNotify } from "./notify.js";
@@ -17,7 +18,7 @@ import { updateTitle, maybeNotify } from "./notify.js";
 const root = document.getElementById("root");
 let stream = null;
 let mounted = null;
-let screen = null; // "login" | "password" | "mfa" | "app" | "error"
+let screen = null; // "login" | "password" | "mfa" | "terms" | "app" | "error"
 const offs = [];
 
 function show(view) {
@@ -52,18 +53,45 @@ function showChangePassword() {
 
 // After log-in and the password step: an organization that requires MFA gets the enrolment
 // screen first for an account without it (the server answers `mfa_enrollment_required` to
-// everything else until then).
+// everything else until then); then the organization's terms of use, until accepted.
 async function continueSetUp(me) {
   const mfa = await api.mfaStatus();
   if (mfa.required && !mfa.enrolled) showMfaEnrollment(me);
+  else await continueWithTerms(me);
+}
+
+async function continueWithTerms(me) {
+  const terms = await api.terms();
+  if (!terms.accepted) showTerms(me, terms);
   else await startApp(me);
+}
+
+let termsShown = null;
+function showTerms(me, terms) {
+  screen = "terms";
+  termsShown = terms;
+  stopApp();
+  show(termsView({
+    terms,
+    onAccepted: async () => continueWithTerms(me || (await api.me())),
+    onSignOut: () => actions.logout(),
+  }));
+}
+
+async function termsRequired(me) {
+  try {
+    const terms = await api.terms();
+    if (!terms.accepted) showTerms(me, terms);
+  } catch {
+    // The next call will tell again.
+  }
 }
 
 function showMfaEnrollment(me) {
   screen = "mfa";
   stopApp();
   show(mfaEnrollmentView({
-    onDone: async () => startApp(me || (await api.me())),
+    onDone: async () => continueWithTerms(me || (await api.me())),
     onSignOut: () => actions.logout(),
   }));
 }
@@ -87,7 +115,8 @@ async function startApp(me) {
     onState: (s) => { state.connection = s; emit("connection"); },
     onReady: () => { sendPresence(); outbox.flush(); },
     onFatal: (code) => (code === "password_change_required" ? showChangePassword()
-      : code === "mfa_enrollment_required" ? showMfaEnrollment(state.me) : signOut()),
+      : code === "mfa_enrollment_required" ? showMfaEnrollment(state.me)
+        : code === "terms_acceptance_required" ? termsRequired(state.me) : signOut()),
   });
   sync.attach(stream, {
     onMessage: (c, m) => maybeNotify(c, m, conversationName),
@@ -148,6 +177,7 @@ async function boot() {
   } catch (err) {
     if (err.code === "password_change_required") showChangePassword();
     else if (err.code === "mfa_enrollment_required") showMfaEnrollment(null);
+    else if (err.code === "terms_acceptance_required") termsRequired(null);
     else if (err.status === 401) { setToken(null); showLogin(); }
     else if (err.status === 0) showError();
     else showLogin();
@@ -155,9 +185,10 @@ async function boot() {
 }
 
 setHooks({
-  authLost: () => { if (screen === "app" || screen === "password" || screen === "mfa") signOut(); },
+  authLost: () => { if (["app", "password", "mfa", "terms"].includes(screen)) signOut(); },
   passwordChange: () => { if (screen !== "password") showChangePassword(); },
   mfaEnrollment: () => { if (screen === "app") showMfaEnrollment(state.me); },
+  termsRequired: () => { if (screen === "app") termsRequired(state.me); },
 });
 
 // Everything on screen comes from the locale tables: switching the language re-renders.
@@ -167,6 +198,7 @@ onLangChange(() => {
   else if (screen === "login") showLogin();
   else if (screen === "password") showChangePassword();
   else if (screen === "mfa") showMfaEnrollment(state.me);
+  else if (screen === "terms" && termsShown) showTerms(state.me, termsShown);
   else if (screen === "error") showError();
 });
 phoneQuery.addEventListener("change", () => { if (screen === "app") mountShell(); });

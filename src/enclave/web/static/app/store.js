@@ -147,6 +147,19 @@ export function findMessage(convId, id) {
   return null;
 }
 
+/** Drop messages that retention purged (a `messages.purged` event) wherever they are kept. */
+export function removeMessages(convId, ids) {
+  const gone = new Set(ids);
+  const h = state.history.get(convId);
+  if (h) for (const [key, m] of [...h.byKey]) if (m.id && gone.has(m.id)) h.byKey.delete(key);
+  if (state.thread && state.thread.convId === convId) {
+    if (state.thread.root && gone.has(state.thread.root.id)) state.thread = null;
+    else for (const [key, m] of [...state.thread.replies]) if (gone.has(m.id)) state.thread.replies.delete(key);
+    emit("thread");
+  }
+  emit(`messages:${convId}`);
+}
+
 /** Apply a change to a stored message wherever it is kept (history and thread). */
 export function updateMessage(convId, id, change) {
   const m = findMessage(convId, id);

@@ -2,7 +2,7 @@
 // most once: an event whose seq is not above the conversation's cursor was already applied.
 import { api } from "./api.js";
 import {
-  state, emit, putMessage, updateMessage, historyOf, saveCursors, findMessage,
+  state, emit, putMessage, updateMessage, historyOf, saveCursors, findMessage, removeMessages,
 } from "./store.js";
 import { settle } from "./outbox.js";
 
@@ -256,6 +256,10 @@ function applyEvent(ev) {
         members.set(d.user_id, { user_id: d.user_id, role: d.role, joined_at: old?.joined_at ?? ev.created_at, last_read_seq: old?.last_read_seq ?? 0 });
         watchPresence([d.user_id]);
       }
+      if (c && d.user_id === me && ev.type === "member.role_changed") {
+        c.my_role = d.role; // e.g. made read-only, or a moderator of an announcement channel
+        emit("convs");
+      }
       ensureUser(d.user_id);
       emit(`members:${convId}`);
       break;
@@ -294,6 +298,13 @@ function applyEvent(ev) {
     case "reaction.removed":
       updateMessage(convId, d.message_id, (m) => ({ reactions: applyReaction(m.reactions || [], d, ev.type === "reaction.added") }));
       break;
+    case "messages.purged": {
+      // Retention removed these messages (docs/protocol.md): drop them everywhere.
+      const ids = d.message_ids || [];
+      removeMessages(convId, ids);
+      if (c?.last_message && ids.includes(c.last_message.id)) refreshConversation(convId);
+      break;
+    }
     case "read.moved":
       if (members?.has(d.user_id)) {
         const mem = members.get(d.user_id);

@@ -1,4 +1,4 @@
-// The audit log screen (owners and admins): the organization's entries newest first, filters by
+// The audit log screen (owners, admins and compliance officers): the organization's entries newest first, filters by
 // action prefix and actor, older pages on demand, and a check of the whole hash chain.
 // REST: GET /api/v1/admin/audit and /api/v1/admin/audit/verify (docs/protocol.md).
 import { h } from "../dom.js";
@@ -10,7 +10,7 @@ import { openDialog, dialogHeader } from "./common.js";
 const PAGE = 50;
 
 export function canReadAudit(me) {
-  return Boolean(me) && (me.role === "owner" || me.role === "admin");
+  return Boolean(me) && ["owner", "admin", "compliance_officer"].includes(me.role);
 }
 
 const q = (params) => {

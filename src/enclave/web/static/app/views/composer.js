@@ -25,7 +25,14 @@ export function composer(opts) {
   });
   const list = h("div", { id: listId, class: "mentions", attrs: { role: "listbox", "aria-label": t("mention.label") }, hidden: true });
   const sendBtn = h("button", { type: "button", testid: opts.sendTestid, class: "primary send", text: t("composer.send"), on: { click: () => send() } });
-  const archived = () => state.convs.get(convId)?.archived;
+  // Archived, or a conversation where I may not post: a read-only member, or an announcement
+  // channel where I am not a moderator (docs/permissions.md). The server refuses these anyway.
+  const archived = () => {
+    const c = state.convs.get(convId);
+    if (!c) return false;
+    if (c.archived || c.my_role === "reader") return true;
+    return Boolean(c.announcement) && c.my_role !== "owner" && c.my_role !== "moderator";
+  };
 
   function send() {
     const text = box.value.trim();

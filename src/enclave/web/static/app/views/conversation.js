@@ -38,7 +38,19 @@ export function conversationView(scope, actions, { phone }) {
     attrs: { role: "log", "aria-labelledby": "conv-title", "aria-live": "polite" },
   }, older, ol);
   const typing = h("p", { testid: "typing", class: "typing muted", attrs: { "aria-live": "polite" } });
-  const archivedNote = h("p", { class: "archived-note", text: t("conversation.archived"), hidden: !conv.archived });
+  const archivedNote = h("p", { testid: "read-only-note", class: "archived-note", hidden: true });
+  function renderNote() {
+    // Why the composer is off, if it is: archived, a read-only member, an announcement channel.
+    const c = state.convs.get(convId) || conv;
+    const mod = c.my_role === "owner" || c.my_role === "moderator";
+    const key = c.archived ? "conversation.archived"
+      : c.my_role === "reader" ? "conversation.readOnly"
+        : c.announcement && !mod ? "conversation.announcementOnly" : null;
+    archivedNote.hidden = !key;
+    archivedNote.dataset.reason = key ? key.split(".")[1] : "";
+    archivedNote.textContent = key ? t(key) : "";
+  }
+  renderNote();
   const comp = composer({
     convId, testid: "composer", sendTestid: "send", draftKey: convId, actions,
     label: t("composer.label", { name: conversationName(conv) }), placeholder: t("composer.placeholder"),
@@ -154,7 +166,7 @@ export function conversationView(scope, actions, { phone }) {
   scope.on(`typing:${convId}`, renderTyping);
   scope.on("convs", () => {
     title.textContent = conversationName(conv);
-    archivedNote.hidden = !conv.archived;
+    renderNote();
     comp.refresh();
   });
   scope.on("visible", () => actions.markRead(convId));

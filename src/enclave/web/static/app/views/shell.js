@@ -10,6 +10,9 @@ import { threadPanel } from "./thread.js";
 import { newConversationDialog, channelBrowser } from "./dialogs.js";
 import { profileDialog } from "./profile.js";
 import { auditDialog, canReadAudit } from "./audit.js";
+import { retentionDialog, canViewRetention } from "./retention.js";
+import { exportDialog, canExport } from "./export.js";
+import { peopleDialog, canManagePeople } from "./people.js";
 
 export function makeScope() {
   const offs = [];
@@ -47,12 +50,17 @@ export function mountApp(root, actions) {
     text: (state.me.display_name || state.me.username).slice(0, 1).toUpperCase(),
     on: { click: () => profileDialog(actions) },
   });
+  const guest = state.me.role === "guest";
   const sidebar = h("nav", { class: "sidebar", attrs: { "aria-label": t("list.label") } },
     h("header", { class: "sidebar-header" }, h("h1", { class: "brand", text: t("app.name") }), languageSelect(), profileBtn),
     h("div", { class: "tools" },
-      h("button", { type: "button", testid: "new-conversation", class: "primary", text: t("list.new"), on: { click: () => newConversationDialog(actions) } }),
-      h("button", { type: "button", testid: "browse-channels", class: "secondary", text: t("list.browse"), on: { click: () => channelBrowser(actions) } }),
-      canReadAudit(state.me) ? h("button", { type: "button", testid: "audit-log-button", class: "secondary", text: t("audit.open"), on: { click: () => auditDialog() } }) : null),
+      // Guests may not create conversations or browse channels (docs/permissions.md).
+      guest ? null : h("button", { type: "button", testid: "new-conversation", class: "primary", text: t("list.new"), on: { click: () => newConversationDialog(actions) } }),
+      guest ? null : h("button", { type: "button", testid: "browse-channels", class: "secondary", text: t("list.browse"), on: { click: () => channelBrowser(actions) } }),
+      canManagePeople(state.me) ? h("button", { type: "button", testid: "people-button", class: "secondary", text: t("people.open"), on: { click: () => peopleDialog() } }) : null,
+      canReadAudit(state.me) ? h("button", { type: "button", testid: "audit-log-button", class: "secondary", text: t("audit.open"), on: { click: () => auditDialog() } }) : null,
+      canViewRetention(state.me) ? h("button", { type: "button", testid: "retention-button", class: "secondary", text: t("retention.open"), on: { click: () => retentionDialog() } }) : null,
+      canExport(state.me) ? h("button", { type: "button", testid: "compliance-export-button", class: "secondary", text: t("export.open"), on: { click: () => exportDialog() } }) : null),
     ...conversationList(scope, actions));
 
   const main = h("main", { class: "main" });

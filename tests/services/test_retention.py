@@ -1,0 +1,497 @@
+"""Retention runs on both backends, with a fake clock: the dry run equals the run, legal holds
+keep what they hold until released, purged text is gone from the database and from a backup
+made before the run, the receipt is in a verifiable audit log, an interrupted run resumes, and
+the lease keeps two runs from purging at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from enclave.app import open_context
+from enclave.cli.main import main
+from enclave.config import Config, load_config
+from enclave.crypto.keyring import FileKeyring, KeyringError
+from enclave.domain.errors import Conflict
+from enclave.domain.ids import conversation_scope
+from enclave.domain.models import ConversationKind
+from enclave.services import accounts, audit, conversations, messages, retention
+from enclave.services.context import Context, SystemClock
+from enclave.services.keys import DataKeys
+from enclave.storage import accounts as account_store
+from enclave.storage import audit as audit_store
+from enclave.storage import keys as key_store
+from enclave.storage import retention as retention_store
+from enclave.storage.base import Tx
+from tests.api.helpers import API, new_conv, people, send
+from tests.conftest import FAST_AUTH, TEST_PASSWORD, Person, World
+from tests.services.test_encryption import (
+    _backup,
+    _checkpoint,
+    _drop_schema,
+    _open_backup,
+    _read_page,
+    _stored_bytes,
+)
+
+DAY = 86_400_000
+T0 = 1_800_000_000_000
+WORDS = ["obsidianquokka", "lanternfjord", "periwinkleabacus", "保留期限秘密"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def now_ms(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock(ctx: Context) -> FakeClock:
+    fake = FakeClock()
+    ctx.clock = fake
+    return fake
+
+
+async def _relogin(world: World, *who: Person) -> None:
+    """Sessions expire while the fake clock jumps months ahead: log in again."""
+    for person in who:
+        token = await world.login(person.username)
+        person.token = token
+        person.headers = {"Authorization": f"Bearer {token}"}
+
+
+async def _texts(client: httpx.AsyncClient, who: Person, conv: str) -> list[str | None]:
+    resp = await client.get(f"{API}/conversations/{conv}/messages", headers=who.headers)
+    assert resp.status_code == 200, resp.text
+    return [m["text"] for m in resp.json()["messages"]]
+
+
+async def _set_default(client: httpx.AsyncClient, owner: Person, days: int | None) -> None:
+    resp = await client.put(
+        f"{API}/org/retention", json={"default_days": days}, headers=owner.headers
+    )
+    assert resp.status_code == 200, resp.text
+
+
+async def _org(ctx: Context) -> str:
+    orgs = await retention.all_org_ids(ctx)
+    assert len(orgs) == 1
+    return orgs[0]
+
+
+def _audit(ctx: Context, action: str) -> Any:
+    async def read() -> list[Any]:
+        entries = await ctx.db.read(lambda tx: audit_store.scan(tx, 0, 10_000))
+        return [e for e in entries if e.action == action]
+
+    return read()
+
+
+async def _verify(ctx: Context) -> None:
+    def work(tx: Tx) -> tuple[int, list[audit.Problem]]:
+        return audit.verify_entries(ctx.keys, tx)
+
+    checked, problems = await ctx.db.read(work)
+    assert checked > 0 and problems == []
+
+
+async def _live_keys(ctx: Context, conv: str) -> set[str]:
+    scope = conversation_scope(conv)
+    return {k.id for k in await ctx.db.read(lambda tx: key_store.live_in_scope(tx, scope, None))}
+
+
+async def _row_count(ctx: Context, sql: str, *params: str) -> int:
+    row = await ctx.db.read(lambda tx: tx.fetchone(sql, params))
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_dry_run_equals_the_run_and_the_receipt_is_audited(
+    world: World, client: httpx.AsyncClient, ctx: Context, clock: FakeClock
+) -> None:
+    alice, bob = await people(world, "alice", "bob")
+    owner = await world.owner()
+    group = await new_conv(client, alice, "group", [bob.id])
+    old = await send(client, alice, group, f"old {WORDS[0]}")
+    edited = await client.patch(
+        f"{API}/messages/{old['id']}", json={"text": f"edited {WORDS[1]}"}, headers=alice.headers
+    )
+    assert edited.status_code == 200, edited.text
+    liked = await client.put(f"{API}/messages/{old['id']}/reactions/👍", headers=bob.headers)
+    assert liked.status_code == 200, liked.text
+    root = await send(client, bob, group, "thread root")
+    await send(client, alice, group, "early reply", root=root["id"])
+    dm = await new_conv(client, alice, "dm", [bob.id])
+    await send(client, alice, dm, f"dm {WORDS[2]}")
+    await send(client, bob, dm, f"dm {WORDS[3]}")
+    keep = await new_conv(client, alice, "channel", [], name="archive")
+    await send(client, alice, keep, "kept forever")
+
+    clock.now = T0 + 80 * DAY
+    await _relogin(world, alice, bob, owner)
+    await send(client, bob, group, "late reply keeps the thread", root=root["id"])
+    clock.now = T0 + 100 * DAY
+    await _relogin(world, alice, bob, owner)
+    await send(client, alice, group, "new")
+    await _set_default(client, owner, 30)
+    forever = await client.put(
+        f"{API}/conversations/{keep}/retention", json={"mode": "forever"}, headers=owner.headers
+    )
+    assert forever.status_code == 200, forever.text
+    dm_keys = await _live_keys(ctx, dm)
+    group_keys = await _live_keys(ctx, group)
+
+    org = await _org(ctx)
+    planned = await retention.plan(ctx, org)
+    preview = await client.get(f"{API}/org/retention/preview", headers=owner.headers)
+    assert preview.status_code == 200, preview.text
+    assert preview.json() == retention.plan_wire(planned)
+    (receipt,) = await retention.run(ctx, audit.Actor())
+
+    # The run did exactly what the dry run said.
+    assert asdict(receipt.totals) == asdict(planned.totals)
+    assert [asdict(c) for c in receipt.conversations] == [asdict(c) for c in planned.conversations]
+    by_conv = {c.conversation_id: c for c in receipt.conversations}
+    assert set(by_conv) == {group, dm}
+    assert by_conv[dm].messages == 2 and by_conv[dm].key_ids == sorted(dm_keys)
+    assert by_conv[group].messages == 1 and by_conv[group].versions == 1
+    assert by_conv[group].reactions == 1
+    # The thread's root is as old as the deleted message, but its newest reply is recent: the
+    # thread stays whole, and so does the data key it is sealed with.
+    assert set(by_conv[group].key_ids) == set()
+    assert await _live_keys(ctx, group) == group_keys
+    assert await _texts(client, alice, group) == [
+        "thread root",
+        "early reply",
+        "late reply keeps the thread",
+        "new",
+    ]
+    assert await _texts(client, alice, dm) == []
+    assert await _texts(client, alice, keep) == ["kept forever"]
+    assert receipt.kek_rotated
+
+    # Nothing is left to do.
+    assert (await retention.plan(ctx, org)).conversations == []
+
+    (entry,) = await _audit(ctx, "retention.purged")
+    assert entry.details["messages"] == planned.totals.messages
+    assert entry.details["key_ids"] == planned.totals.key_ids
+    assert entry.details["files"] == 0
+    assert entry.details["policy"] == {"default_days": 30}
+    assert entry.details["as_of"] == T0 + 100 * DAY
+    assert entry.org_id == org
+    shredded = await _audit(ctx, "keys.shredded")
+    assert [e.target_id for e in shredded] == [conversation_scope(dm)]
+    assert len(await _audit(ctx, "keys.rotated")) == 1
+    await _verify(ctx)
+
+
+async def test_legal_holds_keep_everything_they_hold_until_released(
+    world: World, client: httpx.AsyncClient, ctx: Context, clock: FakeClock
+) -> None:
+    alice, bob, carol = await people(world, "alice", "bob", "carol")
+    owner = await world.owner()
+    ops = await new_conv(client, alice, "channel", [bob.id], name="ops")
+    a1 = await send(client, alice, ops, "alice in ops")
+    b1 = await send(client, bob, ops, "bob in ops")
+    # bob "deletes" his message: it disappears for members, but the hold keeps it.
+    recalled = await client.delete(f"{API}/messages/{b1['id']}", headers=bob.headers)
+    assert recalled.status_code == 200, recalled.text
+    group = await new_conv(client, carol, "group", [bob.id])  # bob is a member: wholly held
+    await send(client, carol, group, "carol to bob")
+    legal = await new_conv(client, alice, "channel", [], name="legal")
+    await send(client, alice, legal, "legal matter")
+    free = await new_conv(client, alice, "dm", [carol.id])
+    await send(client, alice, free, "nothing holds this")
+
+    person_hold = await client.post(
+        f"{API}/compliance/holds",
+        json={"kind": "person", "target_id": bob.id, "reason": "case 42"},
+        headers=owner.headers,
+    )
+    assert person_hold.status_code == 201, person_hold.text
+    conv_hold = await client.post(
+        f"{API}/compliance/holds",
+        json={"kind": "conversation", "target_id": legal, "reason": "case 43"},
+        headers=owner.headers,
+    )
+    assert conv_hold.status_code == 201, conv_hold.text
+
+    clock.now = T0 + 100 * DAY
+    await _relogin(world, alice, bob, carol, owner)
+    await _set_default(client, owner, 30)
+    legal_keys = await _live_keys(ctx, legal)
+    legal_events = await _row_count(
+        ctx, "SELECT COUNT(*) AS n FROM events WHERE conversation_id = ?", legal
+    )
+    org = await _org(ctx)
+    planned = await retention.plan(ctx, org)
+    (receipt,) = await retention.run(ctx, audit.Actor())
+    assert asdict(receipt.totals) == asdict(planned.totals)
+    by_conv = {c.conversation_id: c for c in receipt.conversations}
+    assert by_conv[ops].messages == 1 and by_conv[ops].hidden == 1
+    assert by_conv[group].held and by_conv[group].messages == 0 and by_conv[group].hidden == 1
+    assert by_conv[legal].held and by_conv[legal].messages == 0 and by_conv[legal].events == 0
+    assert by_conv[free].messages == 1 and by_conv[free].key_ids
+
+    # Members see everything past retention go, held or not (a hold does not show)...
+    for who in (alice, bob):
+        assert await _texts(client, who, ops) == []
+    assert await _texts(client, bob, group) == []
+    assert await _texts(client, alice, legal) == []
+    hidden = await client.get(f"{API}/messages/{b1['id']}", headers=bob.headers)
+    assert hidden.status_code == 404
+    # ... but what a hold holds is still stored, readable, and its keys live.
+    count = "SELECT COUNT(*) AS n FROM messages WHERE id = ?"
+    assert await _row_count(ctx, count, b1["id"]) == 1
+    kept_text = "SELECT COUNT(*) AS n FROM messages WHERE id = ? AND text IS NOT NULL"
+    assert await _row_count(ctx, kept_text, b1["id"]) == 1
+    assert await _row_count(ctx, count, a1["id"]) == 0
+    assert (
+        await _row_count(ctx, "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?", legal)
+        == 1
+    )
+    assert (
+        await _row_count(ctx, "SELECT COUNT(*) AS n FROM events WHERE conversation_id = ?", legal)
+        == legal_events + 1  # all kept, plus the `messages.purged` for members
+    )
+    assert not by_conv[ops].key_ids and not by_conv[group].key_ids
+    assert await _live_keys(ctx, ops) and await _live_keys(ctx, legal)
+
+    # Nobody but compliance officers and the owner learns that holds exist.
+    admin = await world.person("dora", role="admin")
+    for who in (bob, alice, admin):
+        listed = await client.get(f"{API}/compliance/holds", headers=who.headers)
+        assert listed.status_code == 404, listed.text
+        gone = await client.post(
+            f"{API}/compliance/holds/{person_hold.json()['id']}/release",
+            json={"reason": "x"},
+            headers=who.headers,
+        )
+        assert gone.status_code == 404
+
+    # Releasing the holds lets the next run remove what they kept.
+    for hold in (person_hold, conv_hold):
+        released = await client.post(
+            f"{API}/compliance/holds/{hold.json()['id']}/release",
+            json={"reason": "case closed"},
+            headers=owner.headers,
+        )
+        assert released.status_code == 200, released.text
+        assert released.json()["active"] is False
+    again = await retention.plan(ctx, org)
+    (second,) = await retention.run(ctx, audit.Actor())
+    assert asdict(second.totals) == asdict(again.totals)
+    by_conv = {c.conversation_id: c for c in second.conversations}
+    assert by_conv[ops].messages == 1 and by_conv[group].messages == 1
+    assert by_conv[legal].messages == 1 and by_conv[legal].events > 0
+    assert await _row_count(ctx, count, b1["id"]) == 0
+    assert by_conv[ops].key_ids and by_conv[legal].key_ids
+    assert legal_keys and not legal_keys & await _live_keys(ctx, legal)
+    await _verify(ctx)
+
+
+async def test_purged_text_is_in_neither_the_database_nor_a_backup_made_before(
+    world: World,
+    client: httpx.AsyncClient,
+    ctx: Context,
+    config: Config,
+    clock: FakeClock,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    alice, bob = await people(world, "alice", "bob")
+    owner = await world.owner()
+    doomed = await new_conv(client, alice, "group", [bob.id])
+    first = await send(client, alice, doomed, WORDS[0])
+    await client.patch(
+        f"{API}/messages/{first['id']}", json={"text": WORDS[1]}, headers=alice.headers
+    )
+    await send(client, bob, doomed, WORDS[2], root=first["id"])
+    sealed = await ctx.db.read(
+        lambda tx: [
+            str(r["text"])
+            for r in tx.fetchall("SELECT text FROM messages WHERE conversation_id = ?", (doomed,))
+        ]
+    )
+    clock.now = T0 + 100 * DAY
+    await _relogin(world, alice, bob, owner)
+    await _set_default(client, owner, 30)
+    backup = _backup(config, tmp_path)
+
+    (receipt,) = await retention.run(ctx, audit.Actor())
+    assert receipt.totals.messages == 2 and receipt.totals.key_ids and receipt.kek_rotated
+    if not config.uses_postgres:
+        _checkpoint(config.sqlite_path())
+    stored = _stored_bytes(config)
+    assert b"alice" in stored
+    for word in WORDS[:3]:
+        assert word.encode() not in stored
+    for value in sealed:  # not even the ciphertexts are left
+        assert value.split(":", 2)[2].encode() not in stored
+
+    # The backup still has the rows, but today's keyring cannot open them: the keys were
+    # shredded and the KEK that wrapped them in the backup was destroyed.
+    pg_url = request.getfixturevalue("postgres_url") if config.uses_postgres else ""
+    reader = DataKeys(FileKeyring(config.keyring_path()), epoch_days=30)
+    db, restored = await _open_backup(config, backup, reader, pg_url)
+    try:
+        with pytest.raises(KeyringError):
+            await _read_page(db, doomed)
+    finally:
+        await db.close()
+        if restored:
+            await asyncio.to_thread(_drop_schema, pg_url, restored)
+    await _verify(ctx)
+
+
+async def test_an_interrupted_run_resumes_and_its_receipt_counts_both_parts(
+    world: World, client: httpx.AsyncClient, ctx: Context, clock: FakeClock
+) -> None:
+    alice, bob = await people(world, "alice", "bob")
+    owner = await world.owner()
+    dm = await new_conv(client, alice, "dm", [bob.id])
+    for i in range(5):
+        await send(client, alice, dm, f"old {i}")
+    clock.now = T0 + 100 * DAY
+    await _relogin(world, owner)
+    await _set_default(client, owner, 30)
+    org = await _org(ctx)
+    planned = await retention.plan(ctx, org)
+    assert planned.totals.messages == 5
+
+    with pytest.raises(retention.Interrupted):
+        await retention.run(ctx, audit.Actor(), batch_size=2, max_batches=1)
+    unfinished = await ctx.db.read(lambda tx: retention_store.unfinished_run(tx, org))
+    assert unfinished is not None and unfinished.as_of == planned.as_of
+    left = "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
+    assert await _row_count(ctx, left, dm) == 3
+    assert await _audit(ctx, "retention.purged") == []
+    # The dry run now reports what is left of the interrupted run.
+    assert (await retention.plan(ctx, org)).totals.messages == 3
+
+    clock.now += DAY  # resuming later still uses the interrupted run's cutoffs
+    (receipt,) = await retention.run(ctx, audit.Actor(), batch_size=2)
+    assert asdict(receipt.totals) == asdict(planned.totals)
+    assert [asdict(c) for c in receipt.conversations] == [asdict(c) for c in planned.conversations]
+    assert await _row_count(ctx, left, dm) == 0
+    assert len(await _audit(ctx, "retention.purged")) == 1
+    await _verify(ctx)
+
+
+async def test_the_lease_lets_one_run_purge_at_a_time(
+    world: World, client: httpx.AsyncClient, ctx: Context, clock: FakeClock
+) -> None:
+    alice, bob = await people(world, "alice", "bob")
+    owner = await world.owner()
+    dm = await new_conv(client, alice, "dm", [bob.id])
+    await send(client, alice, dm, "old")
+    clock.now = T0 + 100 * DAY
+    await _relogin(world, owner)
+    await _set_default(client, owner, 30)
+
+    results = await asyncio.gather(
+        retention.run(ctx, audit.Actor(), holder="node-a"),
+        retention.run(ctx, audit.Actor(), holder="node-b"),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, Conflict)]
+    done = [r for r in results if isinstance(r, list)]
+    assert len(refused) == 1 and refused[0].code == "retention_running"
+    assert len(done) == 1 and done[0][0].totals.messages == 1
+    assert len(await _audit(ctx, "retention.purged")) == 1
+
+    # A node that died holding the lease blocks others until the lease expires.
+    lease_ms = ctx.config.retention.lease_seconds * 1000
+    await ctx.db.write(
+        lambda tx: retention_store.take_lease(
+            tx, retention.LEASE, "dead-node", clock.now, clock.now + lease_ms
+        )
+    )
+    with pytest.raises(Conflict):
+        await retention.run(ctx, audit.Actor(), holder="node-a")
+    clock.now += lease_ms
+    (quiet,) = await retention.run(ctx, audit.Actor(), holder="node-a")
+    assert quiet.totals.messages == 0 and quiet.audit_seq is None  # nothing to do: no receipt
+    assert len(await _audit(ctx, "retention.purged")) == 1
+
+
+def test_the_cli_dry_run_then_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`enclave retention run --dry-run` reports what `enclave retention run` then deletes."""
+    for key, value in FAST_AUTH.items():
+        monkeypatch.setenv("ENCLAVE_" + key.replace(".", "_").upper(), str(value))
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["init", *data]) == 0
+    config = load_config(None, overrides={"server.data_dir": tmp_path / "data"})
+
+    async def seed() -> None:
+        async with open_context(config) as ctx:
+            clock = FakeClock()
+            clock.now = SystemClock().now_ms() - 200 * DAY
+            ctx.clock = clock
+            bob = await accounts.create_user(
+                ctx, None, username="bob", password=TEST_PASSWORD, display_name="Bob"
+            )
+            carol = await accounts.create_user(
+                ctx, None, username="carol", password=TEST_PASSWORD, display_name="Carol"
+            )
+            made = await conversations.create(
+                ctx, bob, kind=ConversationKind.DM, member_ids=[carol.id]
+            )
+            for i in range(2):
+                await messages.send(
+                    ctx,
+                    bob,
+                    made.conversation.conversation.id,
+                    client_msg_id=f"c{i}",
+                    text=f"old {i}",
+                )
+            org = await ctx.db.read(account_store.first_org)
+            assert org is not None
+            await ctx.db.write(lambda tx: retention_store.set_org_days(tx, org.id, 30, None, 0))
+
+    asyncio.run(seed())
+    capsys.readouterr()
+    assert main(["retention", "run", "--dry-run", *data]) == 0
+    dry = capsys.readouterr().out
+    assert "messages 2 (seq 2..3)" in dry and "(dry run)" in dry, dry
+    assert main(["retention", "run", "--json", *data]) == 0
+    (receipt,) = json.loads(capsys.readouterr().out)
+    assert receipt["totals"]["messages"] == 2 and receipt["kek_rotated"]
+    assert main(["retention", "run", "--dry-run", "--json", *data]) == 0
+    (after,) = json.loads(capsys.readouterr().out)
+    assert after["conversations"] == [] and after["totals"]["messages"] == 0
+
+
+async def test_the_schedule_runs_retention_every_interval(
+    world: World, client: httpx.AsyncClient, ctx: Context, clock: FakeClock
+) -> None:
+    alice, bob = await people(world, "alice", "bob")
+    owner = await world.owner()
+    dm = await new_conv(client, alice, "dm", [bob.id])
+    await send(client, alice, dm, "old")
+    clock.now = T0 + 100 * DAY
+    await _relogin(world, owner)
+    await _set_default(client, owner, 30)
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) > 2:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await retention.scheduler(ctx, sleep=fake_sleep)
+    assert waits == [60 * ctx.config.retention.interval_minutes] * 3
+    (receipt,) = await _audit(ctx, "retention.purged")  # the second run found nothing to do
+    assert receipt.details["messages"] == 1 and receipt.actor_id is None

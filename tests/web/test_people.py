@@ -1,0 +1,146 @@
+"""The admin's "People" screen: roles, departments and the department tree; and what guests and
+members do not get in the sidebar."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.async_api import expect
+
+from tests.e2e.harness import bearer, login
+from tests.e2e.test_acceptance import PASSWORD, Person
+from tests.web.conftest import Org, Web, submit_button
+from tests.web.test_audit_log import make_admin
+from tests.web.ui import open_conversation
+
+pytestmark = [pytest.mark.web, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def make_person(org: Org, username: str, role: str) -> Person:
+    async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
+        resp = await client.post(
+            "/api/v1/users",
+            json={"username": username, "password": PASSWORD, "role": role},
+            headers=org.owner.headers,
+        )
+        assert resp.status_code == 201, resp.text
+        token = await login(client, username, PASSWORD)
+        return Person(resp.json()["id"], username, bearer(token))
+
+
+async def rest_user(org: Org, user_id: str) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
+        resp = await client.get(f"/api/v1/users/{user_id}", headers=org.owner.headers)
+        assert resp.status_code == 200, resp.text
+        body: dict[str, object] = resp.json()
+        return body
+
+
+async def test_admin_manages_people_and_departments(web: Web, org: Org) -> None:
+    admin = await make_admin(org)
+    member = await web.open(org.alice)
+    await expect(member.page.get_by_test_id("people-button")).to_have_count(0)
+
+    session = await web.open(admin)
+    page = session.page
+    await page.get_by_test_id("people-button").click()
+    screen = page.get_by_test_id("people")
+    await expect(screen).to_be_visible()
+    carol = screen.locator(f"[data-testid=person-row][data-id='{org.carol.id}']")
+    await expect(carol).to_have_attribute("data-role", "member")
+    # An admin may not touch the owner's role.
+    owner_row = screen.locator(f"[data-testid=person-row][data-id='{org.owner.id}']")
+    await expect(owner_row.get_by_test_id("person-role")).to_be_disabled()
+
+    await carol.get_by_test_id("person-role").select_option("compliance_officer")
+    await expect(carol).to_have_attribute("data-role", "compliance_officer")
+    assert (await rest_user(org, org.carol.id))["role"] == "compliance_officer"
+
+    # The tree: add Engineering, Backend inside it, rename Backend, then delete it.
+    add = screen.get_by_test_id("department-add")
+    await add.locator("input[name=name]").fill("Engineering")
+    await submit_button("department-add", page).click()
+    eng = screen.locator("[data-testid=department-item][data-name='Engineering']")
+    await expect(eng).to_have_count(1)
+    eng_id = await eng.get_attribute("data-id")
+    await add.locator("input[name=name]").fill("Backend")
+    await add.locator("select[name=parent]").select_option(eng_id)
+    await submit_button("department-add", page).click()
+    backend = screen.locator("[data-testid=department-item][data-name='Backend']")
+    await expect(backend).to_have_attribute("data-parent", eng_id or "")
+    await expect(backend).to_have_attribute("data-depth", "1")
+    await backend.get_by_test_id("department-name").fill("Platform")
+    await backend.get_by_test_id("department-save").click()
+    platform = screen.locator("[data-testid=department-item][data-name='Platform']")
+    await expect(platform).to_have_count(1)
+
+    # Move alice into Engineering; then Engineering is not empty and cannot be deleted.
+    alice = screen.locator(f"[data-testid=person-row][data-id='{org.alice.id}']")
+    await alice.get_by_test_id("person-department").select_option(eng_id)
+    await expect(alice).to_have_attribute("data-department", eng_id or "")
+    assert (await rest_user(org, org.alice.id))["department_id"] == eng_id
+    await eng.get_by_test_id("department-delete").click()
+    await expect(screen.get_by_test_id("people-status")).not_to_have_text("Saved.")
+    await expect(eng).to_have_count(1)
+    await platform.get_by_test_id("department-delete").click()
+    await expect(platform).to_have_count(0)
+
+
+async def test_department_admins_see_people_but_not_the_tree(web: Web, org: Org) -> None:
+    dana = await make_person(org, "dana", "department_admin")
+    session = await web.open(dana)
+    await session.page.get_by_test_id("people-button").click()
+    screen = session.page.get_by_test_id("people")
+    await expect(screen.get_by_test_id("person-row").first).to_be_visible()
+    await expect(screen.get_by_test_id("department-tree")).to_have_count(0)
+    # No department is assigned to dana: nobody is hers to move, and roles are not hers to set.
+    row = screen.locator(f"[data-testid=person-row][data-id='{org.bob.id}']")
+    await expect(row.get_by_test_id("person-department")).to_be_disabled()
+    await expect(row.get_by_test_id("person-role")).to_be_disabled()
+
+
+async def test_guests_get_no_channel_browser_and_no_new_conversations(web: Web, org: Org) -> None:
+    gil = await make_person(org, "gil", "guest")
+    session = await web.open(gil)
+    page = session.page
+    await expect(page.get_by_test_id("app")).to_be_visible()
+    for testid in ("new-conversation", "browse-channels", "people-button", "audit-log-button"):
+        await expect(page.get_by_test_id(testid)).to_have_count(0)
+
+
+async def test_announcement_channels_and_readers_get_no_composer(web: Web, org: Org) -> None:
+    async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
+        resp = await client.post(
+            "/api/v1/conversations",
+            json={"kind": "channel", "name": "news", "members": [org.bob.id], "announcement": True},
+            headers=org.alice.headers,
+        )
+        assert resp.status_code == 201, resp.text
+        news = resp.json()["id"]
+    session = await web.open(org.bob)
+    page = session.page
+    await open_conversation(page, news)
+    note = page.get_by_test_id("read-only-note")
+    await expect(note).to_have_attribute("data-reason", "announcementOnly")
+    await expect(page.get_by_test_id("composer")).to_be_disabled()
+    # Made a moderator, bob may post: the note goes and the composer comes back.
+    async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
+        resp = await client.patch(
+            f"/api/v1/conversations/{news}/members/{org.bob.id}",
+            json={"role": "moderator"},
+            headers=org.alice.headers,
+        )
+        assert resp.status_code == 200, resp.text
+    await expect(note).to_be_hidden()
+    await expect(page.get_by_test_id("composer")).to_be_enabled()
+    # In the group, alice makes him a read-only member.
+    async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
+        resp = await client.patch(
+            f"/api/v1/conversations/{org.group.id}/members/{org.bob.id}",
+            json={"role": "reader"},
+            headers=org.alice.headers,
+        )
+        assert resp.status_code == 200, resp.text
+    await open_conversation(page, org.group.id)
+    await expect(page.get_by_test_id("read-only-note")).to_have_attribute("data-reason", "readOnly")
+    await expect(page.get_by_test_id("composer")).to_be_disabled()
