@@ -139,83 +139,41 @@ class MessageCounts:
 
 
 def planned_messages(tx: Tx, conv_id: str, cutoff: int, wholly: bool) -> MessageCounts:
-    """What `delete_batch` and `hide_batch` would do to this conversation, run to the end."""
-    w = int(wholly)
-    params = (conv_id, cutoff, cutoff, cutoff, w)
+    """What `delete_batch` and `hide_batch` would do to this conversation, run to the end: one
+    statement, which finds the expired messages once and counts what goes with them."""
     row = tx.fetchone(
-        "SELECT COUNT(*) AS n, MIN(m.seq) AS lo, MAX(m.seq) AS hi FROM messages m"
-        " WHERE m.conversation_id = ? AND m.created_at < ? AND ("
-        " (m.thread_root_id IS NULL AND COALESCE(m.last_reply_at, 0) < ?)"
-        " OR EXISTS (SELECT 1 FROM messages r WHERE r.id = m.thread_root_id"
-        " AND COALESCE(r.last_reply_at, 0) < ?))"
-        " AND NOT (? = 1"
+        "WITH expired AS (SELECT m.id, m.seq, m.retention_hidden_at,"
+        " CASE WHEN (? = 1"
         " OR EXISTS (SELECT 1 FROM legal_holds h WHERE h.kind = 'person'"
         " AND h.released_at IS NULL AND h.target_id = m.sender_id)"
         " OR EXISTS (SELECT 1 FROM messages r JOIN legal_holds h ON h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = r.sender_id WHERE r.thread_root_id = m.id))",
-        params,
+        " AND h.released_at IS NULL AND h.target_id = r.sender_id WHERE r.thread_root_id = m.id))"
+        " THEN 1 ELSE 0 END AS held"
+        " FROM messages m WHERE m.conversation_id = ? AND m.created_at < ? AND ("
+        " (m.thread_root_id IS NULL AND COALESCE(m.last_reply_at, 0) < ?)"
+        " OR EXISTS (SELECT 1 FROM messages r WHERE r.id = m.thread_root_id"
+        " AND COALESCE(r.last_reply_at, 0) < ?)))"
+        " SELECT (SELECT COUNT(*) FROM expired WHERE held = 0) AS n,"
+        " (SELECT MIN(seq) FROM expired WHERE held = 0) AS lo,"
+        " (SELECT MAX(seq) FROM expired WHERE held = 0) AS hi,"
+        " (SELECT COUNT(*) FROM message_versions v JOIN expired e ON e.id = v.message_id"
+        " WHERE e.held = 0) AS versions,"
+        " (SELECT COUNT(*) FROM reactions x JOIN expired e ON e.id = x.message_id"
+        " WHERE e.held = 0) AS reactions,"
+        " (SELECT COUNT(*) FROM mentions x JOIN expired e ON e.id = x.message_id"
+        " WHERE e.held = 0) AS mentions,"
+        " (SELECT COUNT(*) FROM expired WHERE held = 1 AND retention_hidden_at IS NULL) AS hidden",
+        (int(wholly), conv_id, cutoff, cutoff, cutoff),
     )
     assert row is not None
-    versions = tx.fetchone(
-        "SELECT COUNT(*) AS n FROM message_versions v JOIN messages m ON m.id = v.message_id"
-        " WHERE m.conversation_id = ? AND m.created_at < ? AND ("
-        " (m.thread_root_id IS NULL AND COALESCE(m.last_reply_at, 0) < ?)"
-        " OR EXISTS (SELECT 1 FROM messages r WHERE r.id = m.thread_root_id"
-        " AND COALESCE(r.last_reply_at, 0) < ?))"
-        " AND NOT (? = 1"
-        " OR EXISTS (SELECT 1 FROM legal_holds h WHERE h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = m.sender_id)"
-        " OR EXISTS (SELECT 1 FROM messages r JOIN legal_holds h ON h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = r.sender_id WHERE r.thread_root_id = m.id))",
-        params,
-    )
-    reactions = tx.fetchone(
-        "SELECT COUNT(*) AS n FROM reactions x JOIN messages m ON m.id = x.message_id"
-        " WHERE m.conversation_id = ? AND m.created_at < ? AND ("
-        " (m.thread_root_id IS NULL AND COALESCE(m.last_reply_at, 0) < ?)"
-        " OR EXISTS (SELECT 1 FROM messages r WHERE r.id = m.thread_root_id"
-        " AND COALESCE(r.last_reply_at, 0) < ?))"
-        " AND NOT (? = 1"
-        " OR EXISTS (SELECT 1 FROM legal_holds h WHERE h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = m.sender_id)"
-        " OR EXISTS (SELECT 1 FROM messages r JOIN legal_holds h ON h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = r.sender_id WHERE r.thread_root_id = m.id))",
-        params,
-    )
-    mentions = tx.fetchone(
-        "SELECT COUNT(*) AS n FROM mentions x JOIN messages m ON m.id = x.message_id"
-        " WHERE m.conversation_id = ? AND m.created_at < ? AND ("
-        " (m.thread_root_id IS NULL AND COALESCE(m.last_reply_at, 0) < ?)"
-        " OR EXISTS (SELECT 1 FROM messages r WHERE r.id = m.thread_root_id"
-        " AND COALESCE(r.last_reply_at, 0) < ?))"
-        " AND NOT (? = 1"
-        " OR EXISTS (SELECT 1 FROM legal_holds h WHERE h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = m.sender_id)"
-        " OR EXISTS (SELECT 1 FROM messages r JOIN legal_holds h ON h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = r.sender_id WHERE r.thread_root_id = m.id))",
-        params,
-    )
-    hidden = tx.fetchone(
-        "SELECT COUNT(*) AS n FROM messages m"
-        " WHERE m.conversation_id = ? AND m.retention_hidden_at IS NULL AND m.created_at < ? AND ("
-        " (m.thread_root_id IS NULL AND COALESCE(m.last_reply_at, 0) < ?)"
-        " OR EXISTS (SELECT 1 FROM messages r WHERE r.id = m.thread_root_id"
-        " AND COALESCE(r.last_reply_at, 0) < ?))"
-        " AND (? = 1"
-        " OR EXISTS (SELECT 1 FROM legal_holds h WHERE h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = m.sender_id)"
-        " OR EXISTS (SELECT 1 FROM messages r JOIN legal_holds h ON h.kind = 'person'"
-        " AND h.released_at IS NULL AND h.target_id = r.sender_id WHERE r.thread_root_id = m.id))",
-        params,
-    )
     return MessageCounts(
         messages=int(row["n"]),
         first_seq=None if row["lo"] is None else int(row["lo"]),
         last_seq=None if row["hi"] is None else int(row["hi"]),
-        versions=_n(versions),
-        reactions=_n(reactions),
-        mentions=_n(mentions),
-        hidden=_n(hidden),
+        versions=int(row["versions"]),
+        reactions=int(row["reactions"]),
+        mentions=int(row["mentions"]),
+        hidden=int(row["hidden"]),
     )
 
 
