@@ -167,6 +167,41 @@ async def test_rotation_rewraps_keys_and_everything_still_reads(
     assert any(e.action == "keys.rotated" and e.target_id == done.new_kek_id for e in entries)
 
 
+async def test_a_key_wrapped_with_the_old_kek_during_rotation_does_not_keep_it_alive(
+    ctx: Context, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another server that read the keyring just before the switch wraps a new data key with the
+    old KEK after the first sweep: the rotation sweeps again, so the old KEK is still destroyed
+    and the late key reads under the new one."""
+    keyring = ctx.keys
+    assert isinstance(keyring, FileKeyring)
+    old = keyring.active_id()
+    stale_ring = FileKeyring(config.keyring_path())
+    monkeypatch.setattr(stale_ring, "refresh", lambda: None)  # never sees the new file
+    stale = DataKeys(stale_ring, epoch_days=30)
+    now = ctx.clock.now_ms()
+    sealed: list[str] = []
+    sweep = key_service._rewrap_all
+
+    async def sweep_then_late_write(db: Database, keys: DataKeys, new_kek: str) -> int:
+        done = await sweep(db, keys, new_kek)
+        if not sealed:
+            sealed.append(
+                await db.write(lambda tx: stale.seal(tx, "conv:late", now, "t.c|1", "late"))
+            )
+        return done
+
+    monkeypatch.setattr(key_service, "_rewrap_all", sweep_then_late_write)
+    done = await key_service.rotate(ctx.db, ctx.data_keys, now, audit.Actor(), grace_seconds=0)
+    assert sealed, "the late write happened"
+    assert done.retired == [old]
+    assert done.remaining == [] and done.complete
+    usage = await ctx.db.read(key_store.kek_usage)
+    assert set(usage) == {done.new_kek_id}
+    fresh = DataKeys(FileKeyring(config.keyring_path()), epoch_days=30)
+    assert await ctx.db.read(lambda tx: fresh.open(tx, "t.c|1", sealed[0])) == "late"
+
+
 async def _read_page(db: Database, conv: str) -> list[Message]:
     """A conversation's messages read straight from storage, as a restore script would."""
     return await db.read(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from enclave.app import open_context
 from enclave.config import Config
@@ -73,4 +74,11 @@ async def run(args: argparse.Namespace, config: Config) -> int:
         if done.retired:
             print(f"destroyed old keys: {', '.join(done.retired)}")
         print(BACKUP_WARNING)
+        if done.remaining and not args.keep_old:
+            print(
+                f"not destroyed, still wrapping data keys: {', '.join(done.remaining)};"
+                " run `enclave keys rotate` again",
+                file=sys.stderr,
+            )
+            return 1
         return 0

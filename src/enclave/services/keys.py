@@ -190,11 +190,22 @@ def _aad(aad: str, key_id: str) -> bytes:
 # -- rotation and shredding ---------------------------------------------------------------------
 
 
+_SWEEPS = 5
+_SWEEP_PAUSE_S = 0.2
+
+
 @dataclass(frozen=True)
 class Rotation:
     new_kek_id: str
     rewrapped: int
     retired: list[str]
+    remaining: list[str]
+    """Old KEKs that still wrap data keys after the final sweep (so were not destroyed): a
+    server kept wrapping with one. Empty when the rotation is complete."""
+
+    @property
+    def complete(self) -> bool:
+        return not self.remaining
 
 
 class RotationUnsupported(Exception):
@@ -220,18 +231,35 @@ async def rotate(
             "the key-encryption key comes from the environment; set a new one with the old one "
             "still readable is not possible in place: move to a keyring file (docs/security.md)"
         )
-    old = list(provider.kek_ids())
+    old = [k for k in provider.kek_ids() if k]
     new_kek = provider.add_kek()
+    old = [k for k in old if k != new_kek]
     rewrapped = await _rewrap_all(db, keys, new_kek)
     if grace_seconds:
         await asyncio.sleep(grace_seconds)
         rewrapped += await _rewrap_all(db, keys, new_kek)
+    # A server that read the keyring just before the switch may still wrap a new data key with
+    # an old KEK after a sweep; sweep again until no old KEK wraps anything, a few times at most.
+    usage = await db.read(store.kek_usage)
+    for _ in range(_SWEEPS):
+        if not any(usage.get(k, 0) for k in old):
+            break
+        await asyncio.sleep(_SWEEP_PAUSE_S)
+        rewrapped += await _rewrap_all(db, keys, new_kek)
+        usage = await db.read(store.kek_usage)
+    remaining = [k for k in old if usage.get(k, 0)]
     retired: list[str] = []
     if retire_old:
-        usage = await db.read(store.kek_usage)
-        retired = [k for k in old if k != new_kek and usage.get(k, 0) == 0]
+        retired = [k for k in old if not usage.get(k, 0)]
         if retired:
             provider.retire(retired)
+    else:
+        remaining = old
+    if remaining and retire_old:
+        log.warning(
+            "key rotation incomplete: %s still wrap data keys; run `enclave keys rotate` again",
+            remaining,
+        )
 
     def note(tx: Tx) -> None:
         audit.record(
@@ -242,14 +270,14 @@ async def rotate(
             actor,
             target_type="kek",
             target_id=new_kek,
-            details={"rewrapped": rewrapped, "retired": retired},
+            details={"rewrapped": rewrapped, "retired": retired, "remaining": remaining},
         )
 
     await db.write(note)
     log.info(
         "key rotation: new KEK %s, %d data keys re-wrapped, retired %s", new_kek, rewrapped, retired
     )
-    return Rotation(new_kek, rewrapped, retired)
+    return Rotation(new_kek, rewrapped, retired, remaining)
 
 
 async def _rewrap_all(db: Database, keys: DataKeys, new_kek: str) -> int:
@@ -324,8 +352,8 @@ async def shred(
     keys.forget(set(ids))
     protected = False
     if ids and rotate_kek and isinstance(keys.provider, RotatableKeys):
-        await rotate(db, keys, now_ms, actor, grace_seconds=0.0)
-        protected = True
+        rotation = await rotate(db, keys, now_ms, actor, grace_seconds=0.0)
+        protected = rotation.complete
     return Shredded(ids, protected)
 
 

@@ -485,10 +485,12 @@ async def _run_org(
     shredded = any(c.key_ids for c in progress.conversations.values())
     if shredded and not progress.rotated:
         if isinstance(ctx.data_keys.provider, data_keys.RotatableKeys):
-            await data_keys.rotate(
+            rotation = await data_keys.rotate(
                 ctx.db, ctx.data_keys, ctx.clock.now_ms(), org_actor, grace_seconds=0.0
             )
-            progress.rotated = True
+            # The receipt says `kek_rotated` only when every old KEK is destroyed; if a server
+            # kept one alive, the next run (or `enclave keys rotate`) finishes the job.
+            progress.rotated = rotation.complete
 
         def rotated(tx: Tx) -> None:
             lease.renew(tx, ctx.clock.now_ms())
