@@ -11,6 +11,8 @@ DATA_DIR ?= data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
+# The suite runs on this many processes (pytest-xdist); each test file stays on one of them.
+TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
 export UV_PYTHON_DOWNLOADS := never
@@ -36,17 +38,20 @@ run: install
 
 test: install
 	@bash scripts/ensure-chromium.sh
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@bash scripts/ensure-nginx.sh
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 check: install
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts deploy
+	$(BIN)/ruff format --check src tests bench scripts deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/bandit -q -r src -c pyproject.toml --severity-level high
 
-# S1-S5 of docs/performance.md: one server on CPU 0, the load generator on CPU 1 (several minutes).
+# S1-S5 of docs/performance.md: one server on CPU 0, the load generator on CPU 1 (several minutes);
+# BENCH_ARGS="--nodes 1 2 3" measures clusters behind nginx (PostgreSQL and Redis on this machine).
 bench: install
+	@bash scripts/ensure-nginx.sh
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:

@@ -2,7 +2,7 @@
 
 Reads a JSON spec on argv[1], prints progress markers (READY, WINDOW_START, WINDOW_END) on
 stdout as they happen, and a final line `RESULT {json}`. Loopback only; every loop is bounded
-by the spec's duration and counts.
+by the spec's duration and counts. With `ca_file` in the spec it connects over wss:// (nginx).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
@@ -111,13 +112,19 @@ async def connect_all(
     gen: Gen, items: list[tuple[str, str, str]], concurrency: int
 ) -> list[Client]:
     url = gen.spec["url"]
+    # wss:// through nginx (bench/run.py --nodes): trust the benchmark's own certificate.
+    ca_file = gen.spec.get("ca_file")
+    tls = {"ssl_context": ssl.create_default_context(cafile=ca_file)} if ca_file else {}
     sem = asyncio.Semaphore(concurrency)
     clients: list[Client] = []
 
     async def one(i: int, token: str, conv: str, role: str) -> None:
         async with sem:
             _, client = await ws_connect(
-                lambda: Client(gen, token, conv, role, i), url, websocket_handshake_timeout=30
+                lambda: Client(gen, token, conv, role, i),
+                url,
+                websocket_handshake_timeout=30,
+                **tls,
             )
             assert isinstance(client, Client)
             await asyncio.wait_for(client.synced, 60)

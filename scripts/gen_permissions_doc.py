@@ -155,6 +155,23 @@ def accounts_table() -> list[str]:
     return lines
 
 
+def audit_table() -> list[str]:
+    """Which readers of the audit log see the entries of `policy.RESTRICTED_AUDIT`."""
+    roles = list(OrgRole)
+    lines = [
+        "| Entries | " + " | ".join(f"`{r.value}`" for r in roles) + " |",
+        "|---|" + "---|" * len(roles),
+    ]
+    for prefix in policy.RESTRICTED_AUDIT:
+        cells = []
+        for role in roles:
+            reader = policy.authorize_org(person(role), OrgAction.READ_AUDIT) is Decision.ALLOW
+            hidden = prefix in policy.hidden_audit_prefixes(person(role))
+            cells.append("✓" if reader and not hidden else "—")
+        lines.append(f"| `{prefix}*` | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _grid(role: OrgRole) -> list[list[list[Decision]]]:
     """Decisions by conversation, then action, then membership, for an org role."""
     actor = person(role)
@@ -220,6 +237,13 @@ def render() -> str:
         "## Whose accounts each role administers",
         "",
         *accounts_table(),
+        "",
+        "## Audit entries only some readers see",
+        "",
+        "Of the readers of the audit log (`audit.read`), only these roles see these entries; to "
+        "the others the entries do not exist (left out of every page and filter). —: not listed.",
+        "",
+        *audit_table(),
         "",
         "## Conversation actions",
         "",

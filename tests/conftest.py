@@ -1,8 +1,11 @@
 """Shared fixtures: every backend-dependent test runs on SQLite and on PostgreSQL.
 
 PostgreSQL comes from ENCLAVE_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test);
-each test gets its own schema. Where PostgreSQL is missing the PostgreSQL runs are skipped
-locally, and fail when CI=true (a skipped backend is a failure in CI).
+each test gets its own schema. Redis comes from ENCLAVE_TEST_REDIS_URL (default
+redis://127.0.0.1:6379/0); each test gets its own key and channel prefix (`redis.prefix`), so
+tests running in parallel never see each other's keys or signals. Where PostgreSQL or Redis is
+missing the runs that need it are skipped locally, and fail when CI=true (a skipped backend is a
+failure in CI).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
+import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +28,14 @@ import psycopg
 import pytest
 
 from enclave.app import create_app, open_context
+from enclave.bus.redis import RedisLink
 from enclave.config import Config, load_config
 from enclave.services import accounts
 from enclave.services.context import Context
+from tests.redis_server import RedisServer
 
 PG_URL = os.environ.get("ENCLAVE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ENCLAVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_PASSWORD = "correct horse battery staple"
 
@@ -79,6 +88,48 @@ def pg_schema_url(postgres_url: str) -> Iterator[str]:
     yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def redis_ping(host: str, port: int) -> str | None:
+    """None if a Redis answers PING at host:port, else what went wrong."""
+    try:
+        with socket.create_connection((host, port), timeout=3) as sock:
+            sock.sendall(b"PING\r\n")
+            answer = sock.recv(64)
+    except OSError as exc:
+        return str(exc)
+    return None if answer.startswith(b"+PONG") else f"unexpected answer {answer!r}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    rest = REDIS_URL.removeprefix("redis://").split("/", 1)[0]
+    host, _, port = rest.rpartition(":")
+    problem = redis_ping(host or "127.0.0.1", int(port or 6379))
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI but unreachable at {REDIS_URL}: {problem}")
+        pytest.skip(f"Redis unavailable at {REDIS_URL}: {problem}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key and channel prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"test-{secrets.token_hex(6)}:"
+    yield prefix
+    RedisLink(redis_url, prefix=prefix).delete_prefixed()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may kill and start again."""
+    directory = Path(tempfile.mkdtemp(prefix="enclave-redis-"))
+    server = RedisServer(directory)
+    server.start()
+    yield server
+    server.kill()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
 from enclave.api.app import create_api
 from enclave.bus.memory import InProcessBus
+from enclave.bus.redis import RedisBus, RedisLink
+from enclave.bus.shared import RedisAlertWindows, RedisPresence, RedisRateLimiter
 from enclave.config import Config
 from enclave.crypto.keyring import EnvKeyring, FileKeyring, KeyProvider, KeyringError
 from enclave.crypto.passwords import Passwords
 from enclave.services import alerts
 from enclave.services.context import Context
 from enclave.services.keys import DataKeys
+from enclave.services.limits import FallbackRateLimiter, MemoryRateLimiter, RateLimiter
+from enclave.services.presence import FallbackPresence, MemoryPresence, PresenceStore
 from enclave.storage import keys as key_store
 from enclave.storage.base import Database, NoSealer, Sealer
 from enclave.storage.postgres import PostgresDatabase
@@ -70,17 +75,45 @@ async def open_context(config: Config) -> AsyncIterator[Context]:
     try:
         await _check_keyring(db, keys, config, created)
         passwords = await asyncio.to_thread(make_passwords, config)
-        alerts.configure(config.alerts)  # this process's alert thresholds, counting from zero
-        yield Context(
-            db=db,
-            bus=InProcessBus(),
-            passwords=passwords,
-            config=config,
-            keys=keys,
-            data_keys=data_keys,
-        )
+        async with _shared_state(config) as (bus, limiter, presence, node_id):
+            yield Context(
+                db=db,
+                bus=bus,
+                passwords=passwords,
+                config=config,
+                keys=keys,
+                data_keys=data_keys,
+                limiter=limiter,
+                presence=presence,
+                node_id=node_id,
+            )
     finally:
         await db.close()
+
+
+SharedState = tuple[InProcessBus | RedisBus, RateLimiter, PresenceStore, str]
+
+
+@asynccontextmanager
+async def _shared_state(config: Config) -> AsyncIterator[SharedState]:
+    """The bus, rate limiter and presence store: this process's own on one node; with
+    `redis.url`, Redis shared by the nodes (each falling back to this process's memory while
+    Redis does not answer). Alert counters follow the same choice."""
+    node_id = secrets.token_hex(8)
+    if not config.uses_redis:
+        alerts.configure(config.alerts)  # this process's alert thresholds, counting from zero
+        yield InProcessBus(), MemoryRateLimiter(), MemoryPresence(), node_id
+        return
+    cfg = config.redis
+    async with AsyncExitStack() as stack:
+        link = RedisLink(cfg.url, prefix=cfg.prefix, timeout=cfg.timeout_seconds)
+        stack.push_async_callback(link.close)
+        bus = RedisBus(link, node_id)
+        alerts.configure(config.alerts, RedisAlertWindows(link))
+        await bus.start()  # without Redis the node starts anyway, and connects when it can
+        stack.push_async_callback(bus.close)
+        limiter = FallbackRateLimiter(RedisRateLimiter(link))
+        yield bus, limiter, FallbackPresence(RedisPresence(link, node_id)), node_id
 
 
 async def _check_keyring(db: Database, keys: KeyProvider, config: Config, created: bool) -> None:

@@ -218,8 +218,9 @@ class RealtimeConfig(_Section):
         30.0,
         ge=1,
         le=3600,
-        description="How often open sockets re-check their session (logout, expiry or "
-        "deactivation made by another process closes them within this time).",
+        description="How often open sockets re-check their session and account (logout, "
+        "expiry, deactivation, role changes or new terms made by another process, or whose "
+        "signal this node missed, reach them within this time).",
     )
     max_inflight_sends: int = Field(
         64, ge=1, le=10000, description="Sends one connection may have awaiting the database."
@@ -355,6 +356,46 @@ class RetentionConfig(_Section):
     )
 
 
+class RedisConfig(_Section):
+    # Scale-out (enclave.bus.redis, docs/operations.md): with a URL, nodes share events, rate
+    # limits, login lockouts, presence and alert counters through one Redis.
+    url: str = Field(
+        "",
+        description="Empty: one node, everything in this process's memory. redis://host:6379/0 "
+        "(rediss:// for TLS, unix:///path.sock): nodes share events, rate limits, lockouts, "
+        "presence and alert counters through this Redis.",
+        repr=False,
+    )
+    prefix: str = Field(
+        "enclave:",
+        min_length=1,
+        max_length=64,
+        description="Prefix of every Redis key and channel Enclave uses, so that several "
+        "clusters (or test runs) can share one Redis.",
+    )
+    timeout_seconds: float = Field(
+        1.0,
+        ge=0.05,
+        le=30,
+        description="How long a Redis command may take before Redis counts as lost; the node "
+        "then serves on with this process's memory and reconnects in the background.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be empty, redis://..., rediss://... or unix://...")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if not value.isprintable() or any(ch in value for ch in " *?[]"):
+            raise ValueError("must be printable, without spaces or glob characters (*?[])")
+        return value
+
+
 class OrgConfig(_Section):
     name: str = Field(
         "My Organization", min_length=1, max_length=100, description="Name of the first org."
@@ -375,6 +416,7 @@ class Config(_Section):
     alerts: AlertsConfig = AlertsConfig()
     compliance: ComplianceConfig = ComplianceConfig()
     retention: RetentionConfig = RetentionConfig()
+    redis: RedisConfig = RedisConfig()
     org: OrgConfig = OrgConfig()
 
     def keyring_path(self) -> Path:
@@ -392,6 +434,10 @@ class Config(_Section):
     def uses_postgres(self) -> bool:
         return self.database.url.startswith(("postgresql://", "postgres://"))
 
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.redis.url)
+
 
 class ConfigError(Exception):
     """A configuration value is invalid; the message names each option."""
@@ -408,6 +454,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "alerts": AlertsConfig,
     "compliance": ComplianceConfig,
     "retention": RetentionConfig,
+    "redis": RedisConfig,
     "org": OrgConfig,
 }
 

@@ -25,6 +25,7 @@ from enclave_client.models import (
     MessageVersion,
     Reaction,
     SentMessage,
+    Terms,
     Thread,
     User,
     UserRole,
@@ -190,6 +191,17 @@ class EnclaveClient:
             "/users/me/password",
             body={"current_password": current, "new_password": new},
         )
+
+    async def terms(self) -> Terms:
+        """Your organization's current terms of use and whether you accepted them (readable
+        before accepting them)."""
+        return Terms.from_json(await self._json("GET", "/org/terms"))
+
+    async def accept_terms(self, version: str) -> Terms:
+        """Accept the current terms; `version` must be the one you were shown (else `Conflict`
+        `terms_outdated`: read them again). Event streams closed for want of it may reconnect."""
+        body = {"version": version}
+        return Terms.from_json(await self._json("POST", "/users/me/terms/accept", body=body))
 
     # -- users --------------------------------------------------------------------------------
 

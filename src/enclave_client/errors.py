@@ -137,6 +137,7 @@ _BY_CODE: dict[str, type[EnclaveError]] = {
     "username_taken": Conflict,
     "name_taken": Conflict,
     "idempotency_conflict": Conflict,
+    "message_expired": Conflict,
     "conversation_archived": Conflict,
     "message_recalled": Conflict,
     "last_owner": Conflict,

@@ -305,6 +305,29 @@ class MessageVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class Terms:
+    """The organization's current terms of use (`version` None: none published) and whether
+    you accepted them. Until you do, the server refuses everything else."""
+
+    version: str | None
+    text: str | None
+    published_at: int | None
+    accepted: bool
+    accepted_at: int | None
+
+    @classmethod
+    def from_json(cls, data: object) -> Terms:
+        f = _Fields(data, "terms")
+        return cls(
+            version=f.opt_string("version"),
+            text=f.opt_string("text"),
+            published_at=f.opt_integer("published_at"),
+            accepted=f.boolean("accepted"),
+            accepted_at=f.opt_integer("accepted_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Thread:
     """A thread's root message and a page of its replies in ascending `seq`."""
 

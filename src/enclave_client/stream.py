@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import random
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,8 +27,18 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from enclave_client.errors import ConnectionFailed, EnclaveError, Unauthenticated
 
-# Close codes after which reconnecting cannot help (docs/protocol.md).
+# Close codes after which reconnecting cannot help (docs/protocol.md). For 4003 the close reason
+# names the set-up step the account must finish first.
 _FATAL_CLOSE = {4001: "unauthenticated", 4003: "password_change_required", 4010: "session ended"}
+_SET_UP_STEPS = ("password_change_required", "mfa_enrollment_required", "terms_acceptance_required")
+
+
+def _closed(code: int, reason: str) -> Unauthenticated:
+    """What a stream closed by the server with a fatal `code` ends with."""
+    if code == 4003:
+        step = reason if reason in _SET_UP_STEPS else _FATAL_CLOSE[code]
+        return Unauthenticated(step, "finish this step over REST, then open a new stream", 403)
+    return Unauthenticated(_FATAL_CLOSE[code], "stream closed", 401)
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,11 @@ class EventStream:
         cursors: dict[str, int] | None = None,
         max_backoff: float = 10.0,
         queue_size: int = 10000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._url = _ws_url(base_url)
+        # For wss:// to a server whose certificate a private CA signed (None: the system's CAs).
+        self._tls: dict[str, Any] = {"ssl": ssl_context} if ssl_context is not None else {}
         self._token = token
         self.cursors: dict[str, int] = dict(cursors or {})
         # What arrived (maybe still queued); a reconnect of this stream resumes from here.
@@ -220,8 +234,9 @@ class EventStream:
         backoff = 0.05
         while True:
             code: int | None = None
+            reason = ""
             try:
-                async with connect(self._url, max_size=None, compression=None) as ws:
+                async with connect(self._url, max_size=None, compression=None, **self._tls) as ws:
                     self._ws = ws
                     await ws.send(
                         json.dumps(
@@ -231,9 +246,10 @@ class EventStream:
                     async for raw in ws:
                         self._handle(json.loads(raw))
                         backoff = 0.05
-                    code = ws.close_code
+                    code, reason = ws.close_code, ws.close_reason or ""
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
-                code = exc.rcvd.code if isinstance(exc, ConnectionClosed) and exc.rcvd else None
+                rcvd = exc.rcvd if isinstance(exc, ConnectionClosed) else None
+                code, reason = (rcvd.code, rcvd.reason) if rcvd else (None, "")
                 if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
                     await self._items.put(Unauthenticated("unauthenticated", str(exc), 401))
                     return
@@ -244,8 +260,8 @@ class EventStream:
                 for fut in self._pending.values():
                     if not fut.done():
                         fut.set_exception(ConnectionError("connection lost"))
-            if code in _FATAL_CLOSE:
-                await self._items.put(Unauthenticated(_FATAL_CLOSE[code], "stream closed", 401))
+            if code is not None and code in _FATAL_CLOSE:
+                await self._items.put(_closed(code, reason))
                 return
             self.reconnects += 1
             await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter

@@ -182,6 +182,70 @@ async def test_only_owners_and_admins_read_and_verify(
     assert code(denied) == (403, "forbidden")
 
 
+async def _everything(client: httpx.AsyncClient, who: dict[str, str], **params: Any) -> list[Any]:
+    """Every entry a reader gets, walking the pages two at a time."""
+    entries: list[Any] = []
+    cursor: int | None = None
+    while True:
+        page = await listed(
+            client, who, limit=2, **params, **({"before_seq": cursor} if cursor else {})
+        )
+        entries += page["entries"]
+        cursor = page["next_before_seq"]
+        if cursor is None:
+            return entries
+
+
+async def test_legal_hold_entries_are_listed_only_to_those_who_may_see_holds(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    """An admin under legal hold reads the audit log, but the hold's entries are not in it:
+    not in any page, nor under any filter. Compliance officers and owners see them."""
+    owner = await world.owner()
+    admin = await world.person("ada", role="admin")
+    officer = await world.person("olga", role="compliance_officer")
+    holds = f"{API}/compliance/holds"
+    made = await client.post(
+        holds,
+        json={"kind": "person", "target_id": admin.id, "reason": "case 12"},
+        headers=officer.headers,
+    )
+    assert made.status_code == 201, made.text
+    hold = made.json()["id"]
+    released = await client.post(
+        f"{holds}/{hold}/release", json={"reason": "settled"}, headers=officer.headers
+    )
+    assert released.status_code == 200, released.text
+    await world.person("max")  # an entry after the hold's, so that pages walk past them
+
+    hold_entries = [("legal_hold.released", hold), ("legal_hold.created", hold)]
+    for reader in (owner, officer):
+        seen = await _everything(client, reader.headers)
+        holds_seen = [
+            (e["action"], e["target_id"]) for e in seen if e["target_type"] == "legal_hold"
+        ]
+        assert holds_seen == hold_entries
+        on_hold = await listed(client, reader.headers, target_id=hold)
+        assert [e["action"] for e in on_hold["entries"]] == [a for a, _ in hold_entries]
+
+    everything = await _everything(client, owner.headers)
+    for_admin = await _everything(client, admin.headers)
+    assert [e["seq"] for e in for_admin] == [
+        e["seq"] for e in everything if not e["action"].startswith("legal_hold.")
+    ]
+    assert not any(hold in str(e) or admin.id in str(e["details"]) for e in for_admin)
+    missing = await listed(client, admin.headers, target_id="b" * 26)
+    for params in (
+        {"action": "legal_hold"},
+        {"action": "legal_hold.created"},
+        {"target_id": hold},
+    ):
+        page = await listed(client, admin.headers, **params)
+        assert page == missing, params
+    by_officer = await listed(client, admin.headers, actor_id=officer.id)
+    assert not any(e["action"].startswith("legal_hold.") for e in by_officer["entries"])
+
+
 async def test_an_admin_never_sees_another_organizations_entries(
     world: World, client: httpx.AsyncClient
 ) -> None:

@@ -13,13 +13,19 @@ import json
 import stat
 import zipfile
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from enclave.services import exports
+from enclave.domain.ids import OrgId, new_id
+from enclave.domain.models import Org
+from enclave.services import exports, orgs
 from enclave.services.context import Context
+from enclave.storage import accounts as account_store
 from enclave.storage import audit as audit_store
+from enclave.storage import exports as export_store
+from enclave.storage.base import Tx
 from tests.api.helpers import API, code, new_conv, people, send
 from tests.conftest import Person, World
 
@@ -218,3 +224,89 @@ async def test_export_refuses_people_and_conversations_it_cannot_find(
         assert code(resp) == (404, "not_found")
     resp = await client.post(EXPORTS, json={"since": 10, "until": 5}, headers=officer.headers)
     assert code(resp) == (422, "invalid_filter")
+
+
+async def test_compliance_officers_list_the_organizations_exports(
+    world: World, client: httpx.AsyncClient, ctx: Context, tmp_path: Path
+) -> None:
+    s = await _scene(world, client)
+    officer = await world.person("olga", role="compliance_officer")
+    owner = await world.owner()
+    first = await _export(client, officer, {"people": [s["alice"].id]})
+    second = await _export(client, owner, {"conversations": [s["dm"]]})
+    org = await orgs.operator_org(ctx, None)
+    await exports.run_to_directory(ctx, org.id, exports.ExportQuery(), tmp_path / "cli")
+    # Another organization's export is not listed.
+    other = OrgId(new_id())
+    await ctx.db.write(lambda tx: _other_orgs_job(tx, other))
+
+    resp = await client.get(EXPORTS, headers=officer.headers)
+    assert resp.status_code == 200, resp.text
+    listed = resp.json()
+    assert listed["next_before"] is None
+    jobs = listed["exports"]
+    assert len(jobs) == 3
+    assert [j["created_at"] for j in jobs] == sorted((j["created_at"] for j in jobs), reverse=True)
+    by_id = {j["id"]: j for j in jobs}
+    assert by_id[first["id"]]["requested_by"] == officer.id
+    assert by_id[first["id"]]["requested_by_username"] == "olga"
+    assert by_id[second["id"]]["requested_by_username"] == owner.username
+    assert by_id[first["id"]]["status"] == "done"
+    assert by_id[first["id"]]["done"] == by_id[first["id"]]["total"] == 4
+    assert by_id[first["id"]]["query"]["people"] == [s["alice"].id]
+    (cli,) = [j for j in jobs if j["id"] not in (first["id"], second["id"])]
+    assert (cli["requested_by"], cli["requested_by_username"]) == (None, None)
+
+    # Pages: newest first, each job once.
+    seen: list[str] = []
+    before: str | None = None
+    for _ in range(3):
+        params = {"limit": 2, **({"before": before} if before else {})}
+        page = await client.get(EXPORTS, params=params, headers=owner.headers)
+        assert page.status_code == 200, page.text
+        seen += [j["id"] for j in page.json()["exports"]]
+        before = page.json()["next_before"]
+        if before is None:
+            break
+    assert seen == [j["id"] for j in jobs] and before is None
+
+    for bad in ({"limit": 0}, {"limit": 101}, {"before": "x" * 49}, {"before": "1.bad"}):
+        refused = await client.get(EXPORTS, params=bad, headers=officer.headers)
+        assert code(refused) == (422, "validation_error"), bad
+
+
+def _other_orgs_job(tx: Tx, org_id: OrgId) -> None:
+    account_store.insert_org(tx, Org(id=org_id, name="Other", created_at=0))
+    export_store.insert_job(
+        tx,
+        export_store.ExportJob(
+            id=new_id(),
+            org_id=org_id,
+            requested_by=None,
+            query={},
+            status=export_store.DONE,
+            done=0,
+            total=0,
+            error=None,
+            created_at=2**40,  # newer than ours: it would come first
+            finished_at=None,
+            expires_at=None,
+        ),
+    )
+
+
+async def test_only_compliance_officers_and_owners_list_exports(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    s = await _scene(world, client)
+    officer = await world.person("olga", role="compliance_officer")
+    await _export(client, officer, {"people": [s["bob"].id]})
+    admin = await world.person("adam", role="admin")
+    dana = await world.person("dana", role="department_admin")
+    guest = await world.person("gus", role="guest")
+    missing = await client.get(f"{EXPORTS}/{'a' * 26}", headers=admin.headers)
+    assert code(missing) == (404, "not_found")
+    for who in (admin, dana, guest, s["alice"]):
+        hidden = await client.get(EXPORTS, headers=who.headers)
+        assert code(hidden) == (404, "not_found")
+        assert hidden.content == missing.content  # byte for byte a missing export

@@ -86,7 +86,8 @@ class Member:
 
     async def connect(self, cursor: int) -> None:
         await self.disconnect()
-        self.stream = EventStream(self.live.url, self.person.token, cursors={self.conv: cursor})
+        # In a cluster each (re)connection goes to the next node.
+        self.stream = self.live.stream(self.person.token, {self.conv: cursor})
         await self.stream.__aenter__()
         seqs: list[int] = []
         self.received.append(seqs)

@@ -175,3 +175,25 @@ async def test_deactivate_and_activate_a_user(people: People, connect: Connect) 
         await again.deactivate_user(owner.id)
     with pytest.raises(Forbidden):
         await again.list_users(include_inactive=True)
+
+
+async def test_terms_are_read_and_accepted(people: People, connect: Connect) -> None:
+    bob = await people.add("bob")
+    none = await bob.sdk.terms()
+    assert (none.version, none.accepted) == (None, True)
+    owner = await people.world.owner()  # publishing is an admin screen's job, not the SDK's
+    resp = await people.world.client.put(
+        "/api/v1/org/terms", json={"version": "v1", "text": "Be kind."}, headers=owner.headers
+    )
+    assert resp.status_code == 200, resp.text
+    with pytest.raises(Forbidden) as info:
+        await bob.sdk.list_conversations()
+    assert info.value.code == "terms_acceptance_required"
+    shown = await bob.sdk.terms()
+    assert (shown.version, shown.text, shown.accepted) == ("v1", "Be kind.", False)
+    with pytest.raises(Conflict) as outdated:
+        await bob.sdk.accept_terms("v0")
+    assert outdated.value.code == "terms_outdated"
+    accepted = await bob.sdk.accept_terms("v1")
+    assert accepted.accepted and accepted.accepted_at is not None
+    assert await bob.sdk.list_conversations() == []

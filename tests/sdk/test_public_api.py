@@ -25,6 +25,7 @@ EXPECTED = {
     "MessageVersion",
     "Reaction",
     "SentMessage",
+    "Terms",
     "Thread",
     "User",
     # ids and enumerations

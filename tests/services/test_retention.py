@@ -29,7 +29,7 @@ from enclave.storage import audit as audit_store
 from enclave.storage import keys as key_store
 from enclave.storage import retention as retention_store
 from enclave.storage.base import Tx
-from tests.api.helpers import API, new_conv, people, send
+from tests.api.helpers import API, new_conv, people, post, send
 from tests.conftest import FAST_AUTH, TEST_PASSWORD, Person, World
 from tests.services.test_encryption import (
     _backup,
@@ -297,6 +297,85 @@ async def test_legal_holds_keep_everything_they_hold_until_released(
     assert by_conv[ops].key_ids and by_conv[legal].key_ids
     assert legal_keys and not legal_keys & await _live_keys(ctx, legal)
     await _verify(ctx)
+
+
+async def test_a_retry_of_a_removed_message_answers_alike_whether_held_or_deleted(
+    world: World, client: httpx.AsyncClient, ctx: Context, clock: FakeClock
+) -> None:
+    """bob's message in `legal` (under hold) is hidden by retention, his message in `ops`
+    deleted. Retrying either client_msg_id answers the same `message_expired`, posts nothing,
+    and shows no text; his own data export does not have the hidden one either."""
+    alice, bob = await people(world, "alice", "bob")
+    owner = await world.owner()
+    ops = await new_conv(client, alice, "channel", [bob.id], name="ops")
+    legal = await new_conv(client, alice, "channel", [bob.id], name="legal")
+    deleted = await post(client, bob, ops, f"ops {WORDS[0]}", cmid="bob-ops-1")
+    held = await post(client, bob, legal, f"legal {WORDS[1]}", cmid="bob-legal-1")
+    assert deleted.status_code == held.status_code == 201, (deleted.text, held.text)
+    liked = await client.put(
+        f"{API}/messages/{held.json()['id']}/reactions/ok", headers=bob.headers
+    )
+    assert liked.status_code == 200, liked.text
+    again = await post(client, bob, legal, "ignored", cmid="bob-legal-1")
+    assert again.status_code == 200 and again.json()["id"] == held.json()["id"]  # a plain retry
+    hold = await client.post(
+        f"{API}/compliance/holds",
+        json={"kind": "conversation", "target_id": legal, "reason": "case 44"},
+        headers=owner.headers,
+    )
+    assert hold.status_code == 201, hold.text
+
+    clock.now = T0 + 100 * DAY
+    await _relogin(world, alice, bob, owner)
+    await _set_default(client, owner, 30)
+    (receipt,) = await retention.run(ctx, audit.Actor())
+    by_conv = {c.conversation_id: c for c in receipt.conversations}
+    assert by_conv[ops].messages == 1 and by_conv[legal].hidden == 1
+    stored = "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
+    counts = [await _row_count(ctx, stored, c) for c in (ops, legal)]
+    assert counts == [0, 1]
+
+    async def retries() -> list[httpx.Response]:
+        return [
+            await post(client, bob, conv, "sent again?", cmid=cmid)
+            for conv in (ops, legal)
+            for cmid in ("bob-ops-1", "bob-legal-1")
+        ]
+
+    answers = await retries()
+    assert {(r.status_code, r.json()["error"]["code"]) for r in answers} == {
+        (409, "message_expired")
+    }
+    assert len({r.content for r in answers}) == 1  # held and deleted alike, in either place
+    assert [await _row_count(ctx, stored, c) for c in (ops, legal)] == counts
+    for who in (alice, bob):
+        assert await _texts(client, who, ops) == [] and await _texts(client, who, legal) == []
+    # Where the sender may not look, a retry is a missing conversation, as a new send would be.
+    secret = await new_conv(client, alice, "channel", [], name="secret", visibility="private")
+    outside = await post(client, bob, secret, "x", cmid="bob-legal-1")
+    missing = await post(client, bob, "a" * 26, "x", cmid="bob-legal-1")
+    assert outside.status_code == 404 and outside.content == missing.content
+    # A new client_msg_id still sends.
+    assert (await post(client, bob, legal, "new", cmid="bob-legal-2")).status_code == 201
+
+    mine = await client.post(f"{API}/users/me/export", headers=bob.headers)
+    assert mine.status_code == 200, mine.text
+    assert held.json()["id"] not in mine.text and WORDS[1] not in mine.text
+    assert [m["text"] for m in mine.json()["messages"]] == ["new"]
+    assert mine.json()["reactions"] == []
+
+    # Once the hold is released the next run deletes the message: the answer does not change.
+    released = await client.post(
+        f"{API}/compliance/holds/{hold.json()['id']}/release",
+        json={"reason": "closed"},
+        headers=owner.headers,
+    )
+    assert released.status_code == 200, released.text
+    clock.now = T0 + 200 * DAY
+    await _relogin(world, bob)
+    await retention.run(ctx, audit.Actor())
+    assert await _row_count(ctx, stored, legal) == 0
+    assert [r.content for r in await retries()] == [r.content for r in answers]
 
 
 async def test_purged_text_is_in_neither_the_database_nor_a_backup_made_before(

@@ -119,9 +119,11 @@ async def test_retention_dialog_has_no_serious_violations(web: Web, org: Org) ->
 
 
 async def test_people_screen_has_no_serious_violations(web: Web, org: Org) -> None:
-    """The People screen (the people table with its role and department pickers, and the
-    department tree with its forms)."""
+    """The People screen (the people table with its role and department pickers and
+    deactivate buttons, the new-account form, and the department tree with its forms: add,
+    move, department admins with one assigned)."""
     problems = {}
+    dana = await make_person(org, "dana", "department_admin")
     for locale, phone in (("en-US", False), ("zh-CN", True)):
         admin = await make_admin(org, f"pat{locale[:2]}")
         session = await web.open(admin, locale=locale, phone=phone, name=f"people-{locale}")
@@ -129,10 +131,15 @@ async def test_people_screen_has_no_serious_violations(web: Web, org: Org) -> No
         await page.get_by_test_id("people-button").click()
         screen = page.get_by_test_id("people")
         await expect(screen.get_by_test_id("person-row").first).to_be_visible()
+        await expect(screen.get_by_test_id("person-create")).to_be_visible()
         add = screen.get_by_test_id("department-add")
         await add.locator("input[name=name]").fill(f"Team {locale}")
         await add.locator("button[type=submit]").click()
         await expect(screen.get_by_test_id("department-item").first).to_be_visible()
+        assign = screen.get_by_test_id("department-admin-assign")
+        await assign.locator("select[name=admin]").select_option(dana.id)
+        await assign.locator("button[type=submit]").click()
+        await expect(screen.get_by_test_id("department-admin").first).to_be_visible()
         problems[f"people {locale}"] = await violations(page, f"people {locale}")
     assert not any(problems.values()), describe(problems)
 
@@ -166,7 +173,8 @@ async def test_security_screen_has_no_serious_violations(web: Web, org: Org) -> 
 
 
 async def test_compliance_export_and_terms_have_no_serious_violations(web: Web, org: Org) -> None:
-    """The compliance officer's export dialog (with a finished export) and the terms modal."""
+    """The compliance officer's export dialog (with a finished export and the list of the
+    organization's exports) and the terms modal."""
     problems = {}
     for locale, phone in (("en-US", False), ("zh-CN", True)):
         officer = await make_person(org, f"olga{locale[:2]}", "compliance_officer")
@@ -175,6 +183,9 @@ async def test_compliance_export_and_terms_have_no_serious_violations(web: Web, 
         await open_export(page)
         problems[f"export {locale}"] = await violations(page, f"export {locale}")
         await run_export(page, [org.alice.id])
+        # The list of the organization's exports, with a finished one to download.
+        jobs = page.get_by_test_id("export-jobs")
+        await expect(jobs.get_by_test_id("export-job-download").first).to_be_visible()
         problems[f"export done {locale}"] = await violations(page, f"export done {locale}")
     async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
         resp = await client.put(

@@ -104,3 +104,61 @@ async def test_compliance_officer_exports_and_downloads(web: Web, org: Org) -> N
         names = zf.namelist()
         assert "manifest.json" in names and "messages.jsonl" in names
         assert text in zf.read("messages.jsonl").decode("utf-8")
+
+
+async def test_terms_published_while_the_app_is_open_ask_at_once(web: Web, org: Org) -> None:
+    session = await web.open(org.alice)
+    page = session.page
+    await expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "online")
+    async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
+        resp = await client.put(
+            "/api/v1/org/terms",
+            json={"version": "2026-02", "text": "New rules.\n新规则。"},
+            headers=org.owner.headers,
+        )
+        assert resp.status_code == 200, resp.text
+    # No reload: the server closes the socket (4003) and the app shows the terms.
+    modal = page.get_by_test_id("terms-dialog")
+    await expect(modal).to_be_visible()
+    await expect(modal.get_by_test_id("terms-text")).to_have_text("New rules.\n新规则。")
+    await expect(page.get_by_test_id("app")).to_have_count(0)
+    await modal.get_by_test_id("terms-accept").click()
+    await expect(page.get_by_test_id("app")).to_be_visible()
+    await expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "online")
+
+
+async def test_compliance_officers_see_the_organizations_exports(web: Web, org: Org) -> None:
+    text = unique("on the list")
+    await post_message(org.base_url, org.alice, org.group.id, text)
+    officer = await make_person(org, "olga", "compliance_officer")
+    async with httpx.AsyncClient(base_url=org.base_url, timeout=10.0) as client:
+        resp = await client.post(
+            "/api/v1/compliance/exports",
+            json={"people": [org.alice.id]},
+            headers=org.owner.headers,
+        )
+        assert resp.status_code == 202, resp.text
+        owners = resp.json()["id"]
+
+    session = await web.open(officer, phone=True)
+    page = session.page
+    await open_export(page)
+    dialog = page.get_by_test_id("compliance-export")
+    jobs = dialog.get_by_test_id("export-jobs")
+    theirs = jobs.locator(f"[data-testid=export-job][data-id='{owners}']")
+    await expect(theirs).to_have_attribute("data-status", "done")
+    await expect(theirs).to_contain_text(f"@{org.owner.username}")
+
+    # Her own export joins the list, newest first, and is followed to the end there too.
+    await run_export(page, [org.bob.id])
+    rows = jobs.get_by_test_id("export-job")
+    await expect(rows).to_have_count(2)
+    await expect(rows.first).to_contain_text("@olga")
+    await expect(rows.first).to_have_attribute("data-status", "done")
+
+    # The owner's finished export downloads from the list.
+    async with page.expect_download() as info:
+        await theirs.get_by_test_id("export-job-download").click()
+    download = await info.value
+    with zipfile.ZipFile(io.BytesIO((await download.path()).read_bytes())) as zf:
+        assert text in zf.read("messages.jsonl").decode("utf-8")

@@ -40,9 +40,9 @@ def client_ip(request: Request) -> str | None:
 ClientIp = Annotated[str | None, Depends(client_ip)]
 
 
-def _enforce(ctx: Context, key: str, per_second: float, burst: int) -> None:
+async def _enforce(ctx: Context, key: str, per_second: float, burst: int) -> None:
     try:
-        limits.enforce(
+        await limits.enforce(
             ctx.limiter, key, per_second=per_second, burst=burst, now_ms=ctx.clock.now_ms()
         )
     except RateLimited:
@@ -50,21 +50,21 @@ def _enforce(ctx: Context, key: str, per_second: float, burst: int) -> None:
         raise
 
 
-def limit_ip(ctx: Ctx, ip: ClientIp) -> None:
+async def limit_ip(ctx: Ctx, ip: ClientIp) -> None:
     """Every REST request: the per-address bucket (`limits.ip_*`)."""
     cfg = ctx.config.limits
-    _enforce(ctx, f"rest:ip:{ip or '-'}", cfg.ip_per_second, cfg.ip_burst)
+    await _enforce(ctx, f"rest:ip:{ip or '-'}", cfg.ip_per_second, cfg.ip_burst)
 
 
-def limit_login(ctx: Ctx, ip: ClientIp) -> None:
+async def limit_login(ctx: Ctx, ip: ClientIp) -> None:
     """Login attempts per address (`limits.login_*`), on top of the lockout."""
     cfg = ctx.config.limits
-    _enforce(ctx, f"login:rate:{ip or '-'}", cfg.login_per_minute / 60.0, cfg.login_burst)
+    await _enforce(ctx, f"login:rate:{ip or '-'}", cfg.login_per_minute / 60.0, cfg.login_burst)
 
 
-def _limit_user(ctx: Context, user: User) -> None:
+async def _limit_user(ctx: Context, user: User) -> None:
     cfg = ctx.config.limits
-    _enforce(ctx, f"rest:user:{user.id}", cfg.user_per_second, cfg.user_burst)
+    await _enforce(ctx, f"rest:user:{user.id}", cfg.user_per_second, cfg.user_burst)
 
 
 async def current_session(
@@ -81,7 +81,7 @@ async def current_session(
         allow_terms_pending=True,
         ip=ip,
     )
-    _limit_user(ctx, auth.user)
+    await _limit_user(ctx, auth.user)
     return auth
 
 
@@ -94,14 +94,14 @@ async def mfa_session(
     auth = await accounts.authenticate(
         ctx, token, allow_mfa_enrollment=True, allow_terms_pending=True, ip=ip
     )
-    _limit_user(ctx, auth.user)
+    await _limit_user(ctx, auth.user)
     return auth
 
 
 async def current_user(ctx: Ctx, token: Annotated[str, Depends(_token)], ip: ClientIp) -> User:
     """A valid session whose account is fully set up."""
     user = (await accounts.authenticate(ctx, token, ip=ip)).user
-    _limit_user(ctx, user)
+    await _limit_user(ctx, user)
     return user
 
 
@@ -110,7 +110,7 @@ MfaSession = Annotated[Authenticated, Depends(mfa_session)]
 Actor = Annotated[User, Depends(current_user)]
 
 
-def limit_send(ctx: Ctx, actor: Actor) -> None:
+async def limit_send(ctx: Ctx, actor: Actor) -> None:
     """Messages sent per user (`limits.send_*`)."""
     cfg = ctx.config.limits
-    _enforce(ctx, f"send:user:{actor.id}", cfg.send_per_second, cfg.send_burst)
+    await _enforce(ctx, f"send:user:{actor.id}", cfg.send_per_second, cfg.send_burst)

@@ -48,7 +48,8 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=audit.PAGE_MAX)] = 50,
 ) -> dict[str, Any]:
     """Your organization's audit entries, newest first; page with `before_seq` =
-    `next_before_seq`. Owners, admins and compliance officers only (others: 403 `forbidden`)."""
+    `next_before_seq`. Owners, admins and compliance officers only (others: 403 `forbidden`).
+    Legal hold entries (`legal_hold.*`) are listed only to compliance officers and owners."""
     page = await audit.list_entries(
         ctx,
         actor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
 from enclave.api import schemas_compliance as s
@@ -36,6 +36,22 @@ async def start_export(body: s.ExportIn, ctx: Ctx, actor: Actor, ip: ClientIp) -
         ip,
     )
     return s.job_wire(job)
+
+
+@router.get("/compliance/exports", response_model=s.ExportJobList, tags=["compliance"])
+async def list_exports(
+    ctx: Ctx,
+    actor: Actor,
+    before: Annotated[
+        str | None, Query(max_length=48, pattern=r"^[0-9]{1,19}\.[a-z2-7]{26}$")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=exports.LIST_MAX)] = 50,
+) -> dict[str, Any]:
+    """Your organization's eDiscovery exports, newest first, with status, progress, who asked
+    and when (compliance officers and owners; 404 `not_found` for anyone else, like a missing
+    export). Page with `before` = the previous page's `next_before`."""
+    page = await exports.list_jobs(ctx, actor, before=before, limit=limit)
+    return s.job_list_wire(page.jobs, page.usernames, page.next_before)
 
 
 @router.get("/compliance/exports/{export_id}", response_model=s.ExportJobOut, tags=["compliance"])

@@ -29,7 +29,8 @@ Emoji = Annotated[str, Path(min_length=1, max_length=64)]
 async def send_message(
     conv_id: str, body: s.MessageCreateIn, ctx: Ctx, actor: Actor, response: Response
 ) -> dict[str, Any]:
-    """Send a message. Retrying with the same `client_msg_id` returns the original (200)."""
+    """Send a message. Retrying with the same `client_msg_id` returns the original (200), or
+    409 `message_expired` once retention has removed it (nothing is sent again)."""
     sent = await messages.send(
         ctx,
         actor,

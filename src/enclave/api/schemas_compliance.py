@@ -56,6 +56,20 @@ class ExportJobOut(_Out):
     error: str | None
 
 
+class ExportJobItemOut(ExportJobOut):
+    requested_by_username: str | None = Field(
+        description="Who asked for it; null for the operator's exports (`enclave export`)."
+    )
+
+
+class ExportJobList(_Out):
+    exports: list[ExportJobItemOut] = Field(max_length=100, description="Newest first.")
+    next_before: str | None = Field(
+        max_length=48,
+        description="Pass as `before` for the next (older) page; null on the last page.",
+    )
+
+
 class ErasureOut(_Out):
     user_id: str
     username: str = Field(description="The pseudonym that replaced the username.")
@@ -102,4 +116,16 @@ def job_wire(job: Any) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "expires_at": job.expires_at,
         "error": job.error,
+    }
+
+
+def job_list_wire(
+    jobs: list[Any], usernames: dict[str, str], next_before: str | None
+) -> dict[str, Any]:
+    return {
+        "exports": [
+            {**job_wire(j), "requested_by_username": usernames.get(j.requested_by or "")}
+            for j in jobs
+        ],
+        "next_before": next_before,
     }

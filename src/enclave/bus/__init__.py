@@ -1,1 +1,2 @@
-"""Event bus adapters: in-process for one node (Redis across nodes comes with scale-out)."""
+"""Event bus adapters: in-process for one node (`memory`), Redis pub/sub between the nodes of a
+cluster (`redis`), and the state nodes share through Redis (`shared`)."""

@@ -1,5 +1,6 @@
-"""`enclave export`: an eDiscovery export of the first organization into a directory, run in
-this process (the server need not run), with a progress display on stderr.
+"""`enclave export`: an eDiscovery export of one organization (`--org`, needed only when there
+are several) into a directory, run in this process (the server need not run), with a progress
+display on stderr.
 
 People are given by username or id, conversations by id; `--since`/`--until` take a date
 (`2026-01-31`, UTC midnight) or a date and time (`2026-01-31T12:00:00+08:00`). The export is
@@ -17,7 +18,7 @@ from pathlib import Path
 from enclave.app import open_context
 from enclave.config import Config
 from enclave.domain.errors import NotFound
-from enclave.services import exports
+from enclave.services import exports, orgs
 
 
 def _instant(text: str) -> int:
@@ -40,6 +41,7 @@ def _names(text: str) -> list[str]:
 def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     common: Callable[[argparse.ArgumentParser], None],
+    org_option: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     parser = sub.add_parser(
         "export",
@@ -69,6 +71,7 @@ def add_parser(
         "plaintext: keep it safe and delete it when done",
     )
     common(parser)
+    org_option(parser)
 
 
 def _progress(done: int, total: int) -> None:
@@ -78,8 +81,9 @@ def _progress(done: int, total: int) -> None:
 
 async def run(args: argparse.Namespace, config: Config) -> int:
     async with open_context(config) as ctx:
+        org = await orgs.operator_org(ctx, args.org)
         try:
-            people = await exports.operator_people(ctx, args.people)
+            people = await exports.operator_people(ctx, org.id, args.people)
         except NotFound:
             print("enclave: no such person (give a username or user id)", file=sys.stderr)
             return 1
@@ -90,7 +94,7 @@ async def run(args: argparse.Namespace, config: Config) -> int:
             until=args.until,
         )
         try:
-            manifest = await exports.run_to_directory(ctx, query, args.out, _progress)
+            manifest = await exports.run_to_directory(ctx, org.id, query, args.out, _progress)
         except FileExistsError:
             print(f"enclave: {args.out} is not empty; give a new directory", file=sys.stderr)
             return 1

@@ -21,7 +21,7 @@ from enclave.crypto.keyring import KeyringError
 from enclave.crypto.tls import ServerTls, TlsError, load_server_tls
 from enclave.domain.errors import EnclaveError
 from enclave.domain.models import OrgRole
-from enclave.services import accounts, exports
+from enclave.services import accounts, exports, orgs
 from enclave.services import keys as key_service
 from enclave.services.accounts import Bootstrap
 from enclave.storage.base import StorageUnavailable
@@ -33,6 +33,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="postgresql://... (database.url)")
 
 
+def _org_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--org",
+        metavar="ID_OR_NAME",
+        help="the organization (its id or name, see `enclave orgs list`); "
+        "may be left out when there is only one",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enclave", description="Self-hosted team chat.")
     parser.add_argument("--version", action="version", version=f"enclave {__version__}")
@@ -42,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="address to listen on (server.host)")
     serve.add_argument("--port", type=int, help="port, 0 for any free one (server.port)")
+    serve.add_argument(
+        "--redis-url", help="redis://host:6379/0 shared by the nodes of a cluster (redis.url)"
+    )
 
     init = sub.add_parser("init", help="create the database and the first owner account")
     _common(init)
@@ -51,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_cmd.add_parser(sub, _common)
     audit_cmd.add_parser(sub, _common)
     orgs_cmd.add_parser(sub, _common)
-    export_cmd.add_parser(sub, _common)
+    export_cmd.add_parser(sub, _common, _org_option)
     retention_cmd.add_parser(sub, _common)
 
     users = sub.add_parser("users", help="manage accounts")
@@ -63,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
+    _org_option(create)
     _common(create)
     listing = users_sub.add_parser("list", help="list accounts")
     listing.add_argument("--all", action="store_true", help="include deactivated accounts")
+    _org_option(listing)
     _common(listing)
     for name, text in [("deactivate", "deactivate an account"), ("activate", "reactivate one")]:
         cmd = users_sub.add_parser(name, help=text)
@@ -84,6 +98,7 @@ def _config(args: argparse.Namespace) -> Config:
         "database.url": getattr(args, "database_url", None),
         "server.host": getattr(args, "host", None),
         "server.port": getattr(args, "port", None),
+        "redis.url": getattr(args, "redis_url", None),
     }
     return load_config(args.config, overrides=overrides)
 
@@ -226,6 +241,7 @@ async def _users(args: argparse.Namespace, config: Config) -> int:
     async with open_context(config) as ctx:
         match args.users_command:
             case "create":
+                org = await orgs.operator_org(ctx, args.org)  # before asking for a password
                 password = _read_password(args.password_stdin)
                 user = await accounts.create_user(
                     ctx,
@@ -234,13 +250,15 @@ async def _users(args: argparse.Namespace, config: Config) -> int:
                     password=password,
                     display_name=args.display_name,
                     role=OrgRole(args.role),
+                    org_id=org.id,
                 )
-                print(f"created {user.username} ({user.role.value}) id={user.id}")
+                print(f"created {user.username} ({user.role.value}) id={user.id} in {org.name}")
             case "list":
+                org = await orgs.operator_org(ctx, args.org)
                 after = ""
                 while True:
                     page = await accounts.list_users(
-                        ctx, None, include_inactive=args.all, after=after, limit=500
+                        ctx, None, include_inactive=args.all, after=after, limit=500, org_id=org.id
                     )
                     for u in page:
                         state = "active" if u.is_active else "deactivated"

@@ -110,6 +110,8 @@ ERROR_CODES: dict[str, str] = {
     "username_taken": "Another account already uses this username.",
     "name_taken": "Another channel in the organization already uses this name.",
     "idempotency_conflict": "This client_msg_id was already used for a different conversation.",
+    "message_expired": "A message with this client_msg_id was sent earlier and retention has "
+    "removed it since; it is not sent again.",
     "conversation_archived": "The conversation is archived and read-only.",
     "message_recalled": "The message was recalled and cannot be changed.",
     "not_a_member": "Only members may do this in the conversation.",
@@ -130,6 +132,8 @@ ERROR_CODES: dict[str, str] = {
     "data_destroyed": "The encryption key of this conversation or person was destroyed "
     "(crypto-shredded); nothing more can be written there.",
     "not_initialized": "No organization exists yet; run `enclave init` or `enclave serve`.",
+    "org_required": "The installation has several organizations: name the one meant (the "
+    "CLI's `--org`, by id or name).",
     "method_not_allowed": "The HTTP method is not supported on this path.",
     "http_error": "An HTTP error without a more specific code; the HTTP status says which.",
     "unavailable": "A dependency (such as the database) is unavailable.",

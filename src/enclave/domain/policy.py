@@ -148,6 +148,13 @@ GUEST_CONVERSATION_ACTIONS = frozenset(
     {ConvAction.VIEW, ConvAction.POST, ConvAction.REACT, ConvAction.MARK_READ, ConvAction.LEAVE}
 )
 
+# Audit entries that a reader of the log (`audit.read`) sees only if they may also take the
+# action named here, by prefix of the entry's action. Legal hold entries name who or what is
+# held, and only holders of `compliance.holds` may learn that a hold exists.
+RESTRICTED_AUDIT: dict[str, OrgAction] = {
+    "legal_hold.": OrgAction.MANAGE_HOLDS,
+}
+
 DEPARTMENT_MAX_DEPTH = 10
 """A department tree is at most this many levels deep (a root department is level 1)."""
 
@@ -166,6 +173,16 @@ def org_scope(actor: User, action: OrgAction) -> Scope:
 def authorize_org(actor: User, action: OrgAction) -> Decision:
     """Decide an action on the actor's own organization as a whole."""
     return Decision.ALLOW if org_scope(actor, action) is Scope.ORG else Decision.DENY
+
+
+def hidden_audit_prefixes(actor: User) -> tuple[str, ...]:
+    """Action prefixes of the audit entries the actor may not see, even when they may read the
+    log: those of `RESTRICTED_AUDIT` whose action the actor may not take."""
+    return tuple(
+        prefix
+        for prefix, action in RESTRICTED_AUDIT.items()
+        if authorize_org(actor, action) is not Decision.ALLOW
+    )
 
 
 def authorize_user_admin(

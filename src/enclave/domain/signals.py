@@ -50,4 +50,15 @@ class SessionsRevoked:
     keep: bytes | None = None
 
 
-Signal = Committed | Typing | PresenceChanged | SessionsRevoked
+@dataclass(frozen=True, slots=True)
+class AccessChanged:
+    """What people may do changed outside any conversation's event log (an org role, a
+    department, new terms of use, a new MFA requirement): every node re-reads the account and
+    session state of their live connections, those of `user_id`, or of everyone in `org_id`
+    when `user_id` is None. Published after the change committed."""
+
+    org_id: OrgId
+    user_id: UserId | None = None
+
+
+Signal = Committed | Typing | PresenceChanged | SessionsRevoked | AccessChanged

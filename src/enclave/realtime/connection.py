@@ -24,7 +24,9 @@ class CloseCode:
     INTERNAL = 1011
     BAD_FRAME = 4000
     UNAUTHENTICATED = 4001
-    PASSWORD_CHANGE_REQUIRED = 4003
+    SET_UP_REQUIRED = 4003
+    """The reason names the step: `password_change_required`, `mfa_enrollment_required` or
+    `terms_acceptance_required`."""
     TOO_SLOW = 4008
     RATE_LIMITED = 4009
     SESSION_REVOKED = 4010

@@ -18,7 +18,7 @@ from enclave.domain.errors import (
 from enclave.domain.ids import OrgId, UserId, is_valid_id, new_id
 from enclave.domain.models import Org, OrgRole, OrgSettings, Session, User
 from enclave.domain.policy import OrgAction, Scope
-from enclave.domain.signals import SessionsRevoked
+from enclave.domain.signals import AccessChanged, SessionsRevoked
 from enclave.services import audit, gates, lockout, mfa, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as store
@@ -137,14 +137,14 @@ async def login(
     password and counts as a failure. Every outcome but `mfa_required` is audited."""
     name = username.strip(" \t\r\n").lower()
     try:
-        attempt = lockout.begin(ctx, name, ip)
+        attempt = await lockout.begin(ctx, name, ip)
     except RateLimited:
         await _login_failed(ctx, name, ip, None, "locked_out")
         raise
     try:
         return await _checked_login(ctx, name, password, user_agent, ip, otp, recovery_code)
     finally:
-        attempt.end()
+        await attempt.end()
 
 
 async def _checked_login(
@@ -163,7 +163,7 @@ async def _checked_login(
     stored_hash = found[1] if found else None
     ok = await ctx.cpu(ctx.passwords.verify, stored_hash, password)
     if not ok or found is None or not found[0].is_active:
-        lockout.failed(ctx, name, ip)
+        await lockout.failed(ctx, name, ip)
         reason = "unknown_user" if found is None else "wrong_password" if not ok else "inactive"
         await _login_failed(ctx, name, ip, found[0] if found else None, reason)
         raise Unauthenticated("invalid_credentials", "wrong username or password")
@@ -206,9 +206,9 @@ async def _checked_login(
         return None
 
     if await write(ctx, work) is not None:
-        lockout.failed(ctx, name, ip)
+        await lockout.failed(ctx, name, ip)
         raise Unauthenticated("invalid_credentials", "wrong or already used code")
-    lockout.succeeded(ctx, name, ip)
+    await lockout.succeeded(ctx, name, ip)
     return LoginResult(token=token, user=user)
 
 
@@ -235,6 +235,18 @@ async def _login_failed(
     ctx: Context, name: str, ip: str | None, user: User | None, reason: str
 ) -> None:
     await write(ctx, lambda ch: _record_login_failure(ctx, ch, name, ip, user, reason))
+
+
+def _set_up_step(password: bool, mfa_missing: bool, terms_pending: bool) -> str | None:
+    """The first set-up step an account must still finish, as the error code `authenticate`
+    raises for it (in the same order)."""
+    if password:
+        return "password_change_required"
+    if mfa_missing:
+        return "mfa_enrollment_required"
+    if terms_pending:
+        return "terms_acceptance_required"
+    return None
 
 
 async def authenticate(
@@ -278,26 +290,40 @@ async def authenticate(
     return Authenticated(user=user, token_hash=digest)
 
 
-async def live_sessions(ctx: Context, token_hashes: list[bytes]) -> set[bytes]:
-    """Which of these sessions of open WebSockets are still valid (not logged out, not expired,
-    account active); the valid ones count as used. Sockets are re-checked with this so that a
-    change made by another process (the CLI) or plain expiry also ends them."""
+@dataclass(frozen=True)
+class LiveState:
+    """What the session of an open WebSocket allows now."""
+
+    user: User
+    """The account as stored now (role, department, ...)."""
+    set_up_step: str | None
+    """`password_change_required`, `mfa_enrollment_required` or `terms_acceptance_required`
+    when the account must finish that first (the socket must not serve it until then)."""
+
+
+async def live_states(ctx: Context, token_hashes: list[bytes]) -> dict[bytes, LiveState]:
+    """The current state of the sessions of open WebSockets. Sessions that ended (logged out,
+    expired, account deactivated) are absent. Sockets are re-checked with this regularly (so
+    that a change made by another process such as the CLI, or plain expiry, also reaches them)
+    and at once on `AccessChanged`; an open socket is a session in use, so the usable ones
+    count as used."""
     idle_ms = ctx.config.auth.session_idle_minutes * 60_000
 
-    def work(ch: Changes) -> set[bytes]:
-        valid = set()
+    def work(ch: Changes) -> dict[bytes, LiveState]:
+        states: dict[bytes, LiveState] = {}
         for digest in token_hashes:
             found = store.session_state(ch.tx, digest)
             if found is None:
                 continue
-            session, user, mfa_missing, _terms_pending = found
+            session, user, mfa_missing, terms_pending = found
             fresh = ch.now < session.expires_at and ch.now - session.last_used_at < idle_ms
-            set_up = not user.must_change_password and not mfa_missing
-            if fresh and user.is_active and set_up:
-                valid.add(digest)
-                if ch.now - session.last_used_at >= _TOUCH_EVERY_MS:
-                    store.touch_session(ch.tx, digest, ch.now)
-        return valid
+            if not (fresh and user.is_active):
+                continue
+            step = _set_up_step(user.must_change_password, mfa_missing, terms_pending)
+            states[digest] = LiveState(user, step)
+            if step is None and ch.now - session.last_used_at >= _TOUCH_EVERY_MS:
+                store.touch_session(ch.tx, digest, ch.now)
+        return states
 
     return await write(ctx, work)
 
@@ -468,10 +494,12 @@ async def create_user(
     role: OrgRole = OrgRole.MEMBER,
     department_id: str | None = None,
     ip: str | None = None,
+    org_id: OrgId | None = None,
 ) -> User:
     """Create an account, in `department_id` if given. `actor` None is the operator at the
-    server's shell (the CLI). Department admins create members and guests, and only into
-    their own departments (docs/permissions.md)."""
+    server's shell (the CLI), who creates it in `org_id` (default: the only organization;
+    with several, one must be named: `org_required`). Department admins create members and
+    guests, and only into their own departments (docs/permissions.md)."""
     if actor is not None:
         gates.require_scope(actor, OrgAction.CREATE_USER)
     name = validate.username(username)
@@ -480,10 +508,7 @@ async def create_user(
     pw_hash = await ctx.cpu(ctx.passwords.hash, password)
 
     def work(ch: Changes) -> User:
-        org = store.first_org(ch.tx) if actor is None else None
-        org_id = actor.org_id if actor is not None else (org.id if org else None)
-        if org_id is None:
-            raise Conflict("not_initialized", "run `enclave init` first")
+        into = actor.org_id if actor is not None else _operator_org(ch.tx, org_id)
         dept = (
             gates.placement(ch.tx, actor, OrgAction.CREATE_USER, department_id, role)
             if actor is not None
@@ -491,7 +516,7 @@ async def create_user(
         )
         user = User(
             id=UserId(new_id()),
-            org_id=org_id,
+            org_id=into,
             username=name,
             display_name=shown,
             role=role,
@@ -524,11 +549,18 @@ async def create_user(
 
 
 async def list_users(
-    ctx: Context, actor: User | None, *, include_inactive: bool, after: str, limit: int
+    ctx: Context,
+    actor: User | None,
+    *,
+    include_inactive: bool,
+    after: str,
+    limit: int,
+    org_id: OrgId | None = None,
 ) -> list[User]:
-    """People of the actor's organization by username. Guests see only themselves and the
-    people they share a conversation with; with `include_inactive`, department admins see the
-    deactivated accounts of their own departments only."""
+    """People of the actor's organization by username (the operator, `actor` None: of `org_id`,
+    default the only organization). Guests see only themselves and the people they share a
+    conversation with; with `include_inactive`, department admins see the deactivated
+    accounts of their own departments only."""
     scope = Scope.ORG
     if actor is not None and include_inactive:
         scope = gates.require_scope(actor, OrgAction.LIST_INACTIVE_USERS)
@@ -538,9 +570,9 @@ async def list_users(
             return org_store.users_sharing_conversations(tx, actor, after=after, limit=limit)
         if actor is not None and scope is Scope.SUBTREE:
             return org_store.users_with_inactive_in_subtree(tx, actor, after=after, limit=limit)
-        org_id = actor.org_id if actor else _operator_org(tx)
+        of = actor.org_id if actor else _operator_org(tx, org_id)
         return store.users_in_org(
-            tx, org_id, include_inactive=include_inactive, after=after, limit=limit
+            tx, of, include_inactive=include_inactive, after=after, limit=limit
         )
 
     return await ctx.db.read(work)
@@ -669,7 +701,11 @@ async def update_org_settings(
         )
         return after
 
-    return await write(ctx, work)
+    after = await write(ctx, work)
+    if require_mfa:
+        # Live connections of accounts without MFA stop until they enrol (re-checked at once).
+        await ctx.bus.publish(AccessChanged(actor.org_id))
+    return after
 
 
 def _plausible(username: str) -> bool:
@@ -687,8 +723,28 @@ def _by_name(tx: Tx, username: str) -> User | None:
     return found[0] if found else None
 
 
-def _operator_org(tx: Tx) -> OrgId:
-    org = store.first_org(tx)
-    if org is None:
+ORGS_LISTED = 20
+"""Organizations an `org_required` error names."""
+
+
+def org_required(orgs: list[Org], why: str = "") -> InvalidInput:
+    """The error for an operator who must say which of several organizations they mean."""
+    names = ", ".join(f"{o.id} ({o.name})" for o in orgs[:ORGS_LISTED])
+    more = f" and {len(orgs) - ORGS_LISTED} more" if len(orgs) > ORGS_LISTED else ""
+    why = why or f"there are {len(orgs)} organizations; name one by its id or name"
+    return InvalidInput("org_required", f"{why}: {names}{more}")
+
+
+def _operator_org(tx: Tx, org_id: OrgId | None) -> OrgId:
+    """The organization the operator acts on: `org_id`, or else the only one there is."""
+    if org_id is not None:
+        found = store.org_by_id(tx, org_id)
+        if found is None:
+            raise NotFound("organization")
+        return found.id
+    orgs = [org for org, _people in org_store.all_orgs(tx)]
+    if not orgs:
         raise Conflict("not_initialized", "run `enclave init` first")
-    return org.id
+    if len(orgs) > 1:
+        raise org_required(orgs)
+    return orgs[0].id

@@ -7,12 +7,14 @@ returns an `Alert`, and `record` appends it as an `alert.<rule>` entry, counts i
 `enclave_alerts_total` metric and logs a warning. A key alerts at most once per window, however
 many more entries arrive.
 
-The counts live in this process's memory (one node sees its own traffic; a later issue shares
-them through Redis), are lost on restart, and are counted when the entry is appended, so an
-entry whose transaction is rolled back afterwards was still counted: alerts err towards firing.
+The counts live in a `Windows` store: this process's memory on one node, or Redis in a
+cluster (`enclave.bus.shared.RedisAlertWindows`), so that a burst spread over the nodes raises
+its alert once for the cluster; while Redis does not answer, each node counts in its memory.
+Counts in memory are lost on restart. Entries are counted when they are appended, so an entry
+whose transaction is rolled back afterwards was still counted: alerts err towards firing.
 The monitor is process-wide because `record` is called from any transaction, not only from
 code that holds the service context; `configure` (called by the composition root) sets the
-thresholds and starts afresh.
+thresholds and the store, and starts afresh.
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from enclave.config import AlertsConfig
 from enclave.domain.audit import AuditEntry
+from enclave.domain.shared import StoreUnavailable
 
-__all__ = ["Alert", "Monitor", "configure", "is_failed_login", "observe"]
+__all__ = [
+    "Alert",
+    "MemoryWindows",
+    "Monitor",
+    "Windows",
+    "configure",
+    "is_failed_login",
+    "observe",
+]
 
 _SWEEP_EVERY = 4096
 
@@ -99,65 +111,87 @@ def _rules(cfg: AlertsConfig) -> list[_Rule]:
     return [r for r in rules if r.threshold > 0]
 
 
-class Monitor:
-    """Sliding-window counters per (rule, key). Thread-safe: PostgreSQL runs transactions (and
-    so `record`) on several threads at once."""
+class Windows(Protocol):
+    """Sliding windows of entry times per slot (a rule and a key). Called on database worker
+    threads, never on the event loop."""
 
-    def __init__(self, cfg: AlertsConfig) -> None:
+    def count(self, slot: str, at: int, window_ms: int, threshold: int) -> tuple[int, int, bool]:
+        """Count an entry at `at`: (entries within the window, at most `threshold`; the time of
+        the oldest of them; True if the alert fires now: `threshold` entries within the window,
+        and it did not fire within the window before)."""
+        ...
+
+
+class MemoryWindows:
+    """This process's windows. Thread-safe: PostgreSQL runs transactions (and so `record`) on
+    several threads at once."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.configure(cfg)
+        # Only the newest `threshold` times of a slot are needed to know whether the threshold
+        # is reached, so memory per slot is bounded.
+        self._times: dict[str, deque[int]] = {}
+        self._fired: dict[str, int] = {}
+        self._ops = 0
 
-    def configure(self, cfg: AlertsConfig) -> None:
+    def count(self, slot: str, at: int, window_ms: int, threshold: int) -> tuple[int, int, bool]:
         with self._lock:
-            self._rules = _rules(cfg)
-            self._window_ms = cfg.window_seconds * 1000
-            # Only the newest `threshold` times of a key are needed to know whether the
-            # threshold is reached, so memory per key is bounded.
-            self._times: dict[tuple[str, str, str], deque[int]] = {}
-            self._fired: dict[tuple[str, str, str], int] = {}
-            self._ops = 0
+            times = self._times.get(slot)
+            if times is None:
+                times = self._times[slot] = deque(maxlen=threshold)
+            times.append(at)
+            start = at - window_ms
+            self._ops += 1
+            if self._ops % _SWEEP_EVERY == 0:
+                self._times = {k: v for k, v in self._times.items() if v and v[-1] > start}
+                self._fired = {k: v for k, v in self._fired.items() if v > start}
+            if len(times) < threshold or times[0] <= start:
+                return len(times), times[0], False
+            fired = self._fired.get(slot)
+            if fired is not None and fired > start:
+                return len(times), times[0], False  # once per window
+            self._fired[slot] = at
+            return len(times), times[0], True
+
+
+class Monitor:
+    """Counts entries per (rule, key) in `windows`; this process's memory stands in while a
+    shared store does not answer."""
+
+    def __init__(self, cfg: AlertsConfig, windows: Windows | None = None) -> None:
+        self.configure(cfg, windows)
+
+    def configure(self, cfg: AlertsConfig, windows: Windows | None = None) -> None:
+        self._rules = _rules(cfg)
+        self._window_ms = cfg.window_seconds * 1000
+        self._local = MemoryWindows()
+        self._windows: Windows = windows or self._local
 
     def observe(self, entry: AuditEntry) -> list[Alert]:
         """Count `entry` for every rule it matches; return the alerts it raises."""
         raised: list[Alert] = []
-        with self._lock:
-            now = entry.at
-            for rule in self._rules:
-                key = rule.key(entry)
-                if key is None:
-                    continue
-                slot = (rule.name, *key)
-                times = self._times.get(slot)
-                if times is None:
-                    times = self._times[slot] = deque(maxlen=rule.threshold)
-                times.append(now)
-                start = now - self._window_ms
-                if len(times) < rule.threshold or times[0] <= start:
-                    continue
-                fired = self._fired.get(slot)
-                if fired is not None and fired > start:
-                    continue  # once per window
-                self._fired[slot] = now
-                raised.append(
-                    Alert(rule.name, key[0], key[1], len(times), self._window_ms, times[0])
-                )
-            self._ops += 1
-            if self._ops % _SWEEP_EVERY == 0:
-                self._sweep(now)
+        for rule in self._rules:
+            key = rule.key(entry)
+            if key is None:
+                continue
+            slot = f"{rule.name}:{key[0]}:{key[1]}"
+            args = (slot, entry.at, self._window_ms, rule.threshold)
+            try:
+                count, first, fire = self._windows.count(*args)
+            except StoreUnavailable:
+                count, first, fire = self._local.count(*args)
+            if fire:
+                raised.append(Alert(rule.name, key[0], key[1], count, self._window_ms, first))
         return raised
-
-    def _sweep(self, now: int) -> None:
-        start = now - self._window_ms
-        self._times = {k: v for k, v in self._times.items() if v and v[-1] > start}
-        self._fired = {k: v for k, v in self._fired.items() if v > start}
 
 
 _MONITOR = Monitor(AlertsConfig())
 
 
-def configure(cfg: AlertsConfig) -> None:
-    """Set the thresholds of this process's monitor and forget what it counted."""
-    _MONITOR.configure(cfg)
+def configure(cfg: AlertsConfig, windows: Windows | None = None) -> None:
+    """Set the thresholds (and, in a cluster, the shared store) of this process's monitor; what
+    it counted in memory is forgotten."""
+    _MONITOR.configure(cfg, windows)
 
 
 def observe(entry: AuditEntry) -> list[Alert]:

@@ -345,7 +345,9 @@ class Page:
 
 
 async def list_entries(ctx: Context, actor: User, query: Query) -> Page:
-    """The actor's organization's entries, newest first (org admins only)."""
+    """The actor's organization's entries, newest first (owners, admins and compliance
+    officers). Entries the actor may not see (those of legal holds, for anyone but compliance
+    officers and owners) are left out as if they did not exist."""
     gates.require_org(actor, OrgAction.READ_AUDIT)
     if query.since is not None and query.until is not None and query.until <= query.since:
         raise InvalidInput("invalid_filter", "until must be later than since")
@@ -358,6 +360,7 @@ async def list_entries(ctx: Context, actor: User, query: Query) -> Page:
         target_id=query.target_id,
         since=query.since,
         until=query.until,
+        hidden_prefixes=gates.hidden_audit_prefixes(actor),
     )
 
     def work(tx: Tx) -> Page:

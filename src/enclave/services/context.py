@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -14,7 +14,9 @@ from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, UserId, conversation_scope
 from enclave.domain.signals import Committed, Signal
+from enclave.domain.topics import Topic
 from enclave.services.limits import MemoryRateLimiter, RateLimiter
+from enclave.services.presence import MemoryPresence, PresenceStore
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
 from enclave.storage.base import Database, Tx
@@ -35,11 +37,24 @@ class SystemClock:
 
 
 class Bus(Protocol):
-    """Carries signals to every node's subscribers (see enclave.bus)."""
+    """Carries signals to the subscribers of every node that follows their topics (see
+    enclave.bus and enclave.domain.topics). This node's subscribers get what it publishes at
+    once and in order; other nodes' signals arrive for the topics this node follows."""
 
     async def publish(self, signal: Signal) -> None: ...
 
     def subscribe(self, subscriber: Callable[[Signal], None]) -> Callable[[], None]: ...
+
+    def follow(self, topics: Iterable[Topic]) -> Awaitable[None]:
+        """Receive other nodes' signals of `topics` too (counted: unfollow as often); the result
+        is done once they arrive (or at once when there is no one to ask)."""
+        ...
+
+    def unfollow(self, topics: Iterable[Topic]) -> None: ...
+
+    def on_gap(self, handler: Callable[[], None]) -> Callable[[], None]:
+        """Run `handler` whenever this node may have missed other nodes' signals."""
+        ...
 
 
 @dataclass
@@ -55,8 +70,12 @@ class Context:
     data_keys: DataKeys
     """Encryption at rest; also the `sealer` of every transaction of `db`."""
     clock: Clock = field(default_factory=SystemClock)
-    # Login lockout and request rate limits; one process's memory until a shared one is wired.
+    # Login lockout and request rate limits, and presence: this process's memory on one node,
+    # Redis in a cluster (the composition root picks).
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    presence: PresenceStore = field(default_factory=MemoryPresence)
+    node_id: str = "node"
+    """Names this process among the nodes of a cluster."""
 
     async def cpu(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy work (password hashing) off the event loop."""

@@ -15,6 +15,11 @@ packs `export.zip` when done. The files are deleted `compliance.export_ttl_hours
 finished (`sweep`). The CLI (`enclave export`) runs the same code in its own process, writing
 into a directory of the operator's choice (`run_to_directory`).
 
+In a cluster every job holds a lease (`job_leases`, `export:<job id>`) that the process running
+it renews, so another node's `recover` fails only jobs whose process is gone, and the periodic
+sweep runs on one node at a time (lease `exports.sweep`). The API's files must be on storage
+every node sees (docs/operations.md): the download may reach any node.
+
 Every export is audited: `export.ediscovery` when it starts (by the person who asked, with the
 query; this is what the mass-export alert counts) and when it finishes (by the job, with the
 counts and the manifest's SHA-256).
@@ -23,8 +28,10 @@ counts and the manifest's SHA-256).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -46,6 +53,7 @@ from enclave.services.export_files import (
 from enclave.storage import accounts as account_store
 from enclave.storage import conversations as conv_store
 from enclave.storage import exports as store
+from enclave.storage import leases
 from enclave.storage.base import Tx
 
 log = logging.getLogger(__name__)
@@ -56,7 +64,13 @@ MAX_PEOPLE = 100
 MAX_CONVERSATIONS = 1000
 MAX_RUNNING = 2
 """Export jobs one server process runs at a time; more are refused with `rate_limited`."""
+LIST_MAX = 100
+"""Jobs per page of `list_jobs`."""
+_CURSOR = re.compile(r"^([0-9]{1,19})\.([a-z2-7]{26})$")
 _FOREVER = 2**62
+JOB_LEASE_MS = 60_000
+"""A running job's lease lasts this long; its process renews it three times as often."""
+SWEEP_LEASE = "exports.sweep"
 
 ProgressFn = Callable[[int, int], None]
 
@@ -173,6 +187,7 @@ async def start(
             expires_at=None,
         )
         store.insert_job(tx, created)
+        _take_job(ctx, tx, created.id)
         _audit_started(ctx, tx, created, audit.actor_of(actor, ip), query)
         return created
 
@@ -205,7 +220,42 @@ async def wait(job_id: str) -> None:
         await asyncio.wait({task})
 
 
+def _job_lease(job_id: str) -> str:
+    return f"export:{job_id}"
+
+
+def _take_job(ctx: Context, tx: Tx, job_id: str) -> bool:
+    now = ctx.clock.now_ms()
+    return leases.take(tx, _job_lease(job_id), ctx.node_id, now, now + JOB_LEASE_MS)
+
+
+@contextlib.asynccontextmanager
+async def _holding(ctx: Context, job_id: str) -> AsyncIterator[None]:
+    """Renew the job's lease while it runs; give it up when it ends."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(JOB_LEASE_MS / 3000)
+            try:
+                await ctx.db.write(lambda tx: _take_job(ctx, tx, job_id))
+            except Exception:
+                log.exception("export %s: renewing its lease failed", job_id)
+
+    renewing = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(Exception):
+            await ctx.db.write(lambda tx: leases.release(tx, _job_lease(job_id), ctx.node_id))
+
+
 async def _run_job(ctx: Context, job: store.ExportJob, query: ExportQuery) -> None:
+    async with _holding(ctx, job.id):
+        await _run_job_held(ctx, job, query)
+
+
+async def _run_job_held(ctx: Context, job: store.ExportJob, query: ExportQuery) -> None:
     root = job_dir(ctx, job.id)
     files = root / "files"
     try:
@@ -285,6 +335,38 @@ async def status(ctx: Context, actor: User, job_id: str) -> store.ExportJob:
     return found
 
 
+@dataclass(frozen=True)
+class JobPage:
+    """A page of an organization's export jobs, newest first."""
+
+    jobs: list[store.ExportJob]
+    usernames: dict[str, str]
+    """Usernames of the people who asked for them (the operator's jobs have nobody)."""
+    next_before: str | None
+    """The cursor of the next (older) page; None on the last page."""
+
+
+async def list_jobs(ctx: Context, actor: User, *, before: str | None, limit: int) -> JobPage:
+    """The organization's export jobs with their status and progress, newest first: the
+    compliance officers' overview. 404 for anyone who may not export, like a single job."""
+    _hidden(actor)
+    found = _CURSOR.match(before) if before else None
+    if before and found is None:
+        raise InvalidInput("validation_error", "before: use next_before of the previous page")
+    cursor = (int(found.group(1)), found.group(2)) if found else None
+    size = max(1, min(limit, LIST_MAX))
+    await sweep(ctx)
+
+    def work(tx: Tx) -> tuple[list[store.ExportJob], dict[str, str]]:
+        jobs = store.jobs_of_org(tx, actor.org_id, size, cursor)
+        asked: list[str] = [j.requested_by for j in jobs if j.requested_by is not None]
+        return jobs, store.usernames(tx, actor.org_id, asked)
+
+    jobs, names = await ctx.db.read(work)
+    last = jobs[-1] if len(jobs) == size else None
+    return JobPage(jobs, names, f"{last.created_at}.{last.id}" if last else None)
+
+
 async def download(ctx: Context, actor: User, job_id: str, ip: str | None = None) -> Path:
     """The zip of a finished job; each download is audited."""
     job = await status(ctx, actor, job_id)
@@ -320,9 +402,13 @@ async def sweep(ctx: Context) -> int:
 
 
 async def recover(ctx: Context) -> None:
-    """At server start: jobs a stopped process left running failed; their partial files go."""
+    """At server start: jobs a stopped process left running failed; their partial files go.
+    A job whose lease another live process holds (a node of the cluster, the CLI) is left to
+    it; taking the lease of one whose process is gone makes this node the one to clean up."""
     for job_id in await ctx.db.read(store.interrupted_jobs):
         if job_id in _tasks:
+            continue
+        if not await ctx.db.write(partial(_take_for, ctx, job_id)):
             continue
         await asyncio.to_thread(remove_tree, job_dir(ctx, job_id))
         await ctx.db.write(
@@ -338,13 +424,24 @@ async def recover(ctx: Context) -> None:
     await sweep(ctx)
 
 
+def _take_for(ctx: Context, job_id: str, tx: Tx) -> bool:
+    return _take_job(ctx, tx, job_id)
+
+
+def _take_sweep(ctx: Context, every_seconds: float, tx: Tx) -> bool:
+    now = ctx.clock.now_ms()
+    return leases.take(tx, SWEEP_LEASE, ctx.node_id, now, now + int(every_seconds * 2000))
+
+
 async def sweep_forever(ctx: Context, every_seconds: float = 600.0) -> None:
     """The server's housekeeping task: recover interrupted jobs once, then sweep regularly."""
     await recover(ctx)
     while True:
         await asyncio.sleep(every_seconds)
         try:
-            await sweep(ctx)
+            # One node of a cluster at a time: the lease outlasts the pause between sweeps.
+            if await ctx.db.write(partial(_take_sweep, ctx, every_seconds)):
+                await sweep(ctx)
         except Exception:
             log.exception("sweeping expired exports failed")
 
@@ -353,18 +450,23 @@ async def sweep_forever(ctx: Context, every_seconds: float = 600.0) -> None:
 
 
 async def run_to_directory(
-    ctx: Context, query: ExportQuery, out: Path, on_progress: ProgressFn | None = None
+    ctx: Context,
+    org_id: OrgId,
+    query: ExportQuery,
+    out: Path,
+    on_progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """The operator's export (`enclave export`): the first organization's data, written into
-    `out` (created with mode 0700; it must be empty); returns the manifest."""
+    """The operator's export (`enclave export`): one organization's data (the CLI's `--org`,
+    `orgs.operator_org`), written into `out` (created with mode 0700; it must be empty);
+    returns the manifest."""
     query = _check_query(query)
     if await asyncio.to_thread(lambda: out.exists() and any(out.iterdir())):
         raise FileExistsError(f"{out} is not empty")
 
     def work(tx: Tx) -> store.ExportJob:
-        org = account_store.first_org(tx)
+        org = account_store.org_by_id(tx, org_id)
         if org is None:
-            raise Conflict("not_initialized", "run `enclave init` first")
+            raise NotFound("organization")
         _resolve(tx, org.id, query)
         created = store.ExportJob(
             id=new_id(),
@@ -380,25 +482,27 @@ async def run_to_directory(
             expires_at=None,
         )
         store.insert_job(tx, created)
+        _take_job(ctx, tx, created.id)
         _audit_started(ctx, tx, created, audit.Actor(org_id=org.id), query)
         return created
 
     job = await ctx.db.write(work)
-    try:
-        manifest = await _export(ctx, job, query, out, on_progress)
-    except Exception as exc:
-        await _failed(ctx, job, type(exc).__name__)
-        raise
-    await _finished(ctx, job, manifest)
+    async with _holding(ctx, job.id):
+        try:
+            manifest = await _export(ctx, job, query, out, on_progress)
+        except Exception as exc:
+            await _failed(ctx, job, type(exc).__name__)
+            raise
+        await _finished(ctx, job, manifest)
     return manifest
 
 
-async def operator_people(ctx: Context, names: list[str]) -> list[str]:
-    """User ids of the first organization for usernames or ids (the CLI's `--people`); an
-    unknown one raises NotFound."""
+async def operator_people(ctx: Context, org_id: OrgId, names: list[str]) -> list[str]:
+    """User ids of the organization `org_id` for usernames or ids (the CLI's `--people`); an
+    unknown one, or one of another organization, raises NotFound."""
 
     def work(tx: Tx) -> list[str]:
-        org = account_store.first_org(tx)
+        org = account_store.org_by_id(tx, org_id)
         ids: list[str] = []
         for name in names:
             user = account_store.user_by_id(tx, name) if is_valid_id(name) else None

@@ -112,6 +112,17 @@ def visible_user_ids(tx: Tx, actor: User, user_ids: list[str]) -> list[UserId]:
     return found
 
 
+def hidden_audit_prefixes(actor: User) -> tuple[str, ...]:
+    """Action prefixes of the audit entries the actor may not see (legal holds, for anyone but
+    compliance officers and owners); such entries are left out as if they did not exist."""
+    return policy.hidden_audit_prefixes(actor)
+
+
+def may_see_holds(actor: User) -> bool:
+    """Whether the actor may learn that legal holds exist; to anyone else they do not."""
+    return authorize_org(actor, OrgAction.MANAGE_HOLDS) is Decision.ALLOW
+
+
 def may_browse_directory(actor: User) -> bool:
     """Whether the actor sees every person of the organization (else only those they share a
     conversation with)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from enclave.domain.errors import Conflict, NotFound
 from enclave.domain.ids import is_valid_id, new_id
 from enclave.domain.models import User
-from enclave.domain.policy import Decision, OrgAction, authorize_org
 from enclave.services import audit, gates, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import conversations as conv_store
@@ -25,7 +24,7 @@ LIST_MAX = 500
 
 def _require(actor: User) -> None:
     """Only holders of `compliance.holds` may know about holds; to others they do not exist."""
-    if authorize_org(actor, OrgAction.MANAGE_HOLDS) is not Decision.ALLOW:
+    if not gates.may_see_holds(actor):
         raise NotFound("resource")
 
 

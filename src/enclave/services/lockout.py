@@ -32,8 +32,8 @@ import math
 from dataclasses import dataclass
 
 from enclave.domain.errors import RateLimited
+from enclave.domain.shared import Failures
 from enclave.services.context import Context
-from enclave.services.limits import Failures
 
 log = logging.getLogger("enclave.security")
 
@@ -54,7 +54,7 @@ class _Keys:
 
 
 def _keys(username: str, ip: str | None) -> _Keys:
-    # The key of an account is a digest of its name, so the limiter's store (Redis later) holds
+    # The key of an account is a digest of its name, so the limiter's store (Redis) holds
     # no usernames; the name is normalized by the caller whether or not the account exists.
     name = hashlib.sha256(username.encode()).hexdigest()[:32]
     addr = ip or "-"
@@ -80,23 +80,23 @@ def _remaining_ms(ctx: Context, found: Failures, threshold: int, now: int) -> in
     return max(0, found.last_ms + _delay_ms(ctx, found.count, threshold) - now)
 
 
-def _counters(ctx: Context, keys: _Keys, now: int) -> list[tuple[str, int]]:
+async def _counters(ctx: Context, keys: _Keys, now: int) -> list[tuple[str, int]]:
     auth = ctx.config.auth
     counters = [(keys.pair, auth.lockout_failures), (keys.ip, auth.lockout_ip_failures)]
-    if not ctx.limiter.marked(keys.trusted, now_ms=now):
+    if not await ctx.limiter.marked(keys.trusted, now_ms=now):
         counters.append((keys.account, auth.lockout_account_failures))
     return counters
 
 
-def check(ctx: Context, username: str, ip: str | None) -> None:
+async def check(ctx: Context, username: str, ip: str | None) -> None:
     """Raise RateLimited if a login for `username` from `ip` is locked now."""
     now = ctx.clock.now_ms()
     window = ctx.config.auth.lockout_window_minutes * 60_000
     keys = _keys(username, ip)
-    wait = max(
-        _remaining_ms(ctx, ctx.limiter.failures(key, window_ms=window, now_ms=now), limit, now)
-        for key, limit in _counters(ctx, keys, now)
-    )
+    wait = 0
+    for key, limit in await _counters(ctx, keys, now):
+        found = await ctx.limiter.failures(key, window_ms=window, now_ms=now)
+        wait = max(wait, _remaining_ms(ctx, found, limit, now))
     if wait:
         raise RateLimited(
             "rate_limited",
@@ -112,15 +112,15 @@ class Attempt:
         self._ctx = ctx
         self._keys = keys
 
-    def end(self) -> None:
-        for key in self._keys:
-            self._ctx.limiter.release(key)
-        self._keys = []
+    async def end(self) -> None:
+        keys, self._keys = self._keys, []
+        for key in keys:
+            await self._ctx.limiter.release(key)
 
 
-def begin(ctx: Context, username: str, ip: str | None) -> Attempt:
+async def begin(ctx: Context, username: str, ip: str | None) -> Attempt:
     """`check`, then take the in-flight slots of this attempt; call `end` once it is decided."""
-    check(ctx, username, ip)
+    await check(ctx, username, ip)
     now = ctx.clock.now_ms()
     keys = _keys(username, ip)
     slots = [
@@ -129,8 +129,8 @@ def begin(ctx: Context, username: str, ip: str | None) -> Attempt:
     ]
     taken = Attempt(ctx, [])
     for key, limit in slots:
-        if not ctx.limiter.acquire(key, limit=limit, ttl_ms=_SLOT_TTL_MS, now_ms=now):
-            taken.end()
+        if not await ctx.limiter.acquire(key, limit=limit, ttl_ms=_SLOT_TTL_MS, now_ms=now):
+            await taken.end()
             raise RateLimited(
                 "rate_limited", "another login attempt is in progress", retry_after_s=1
             )
@@ -138,14 +138,14 @@ def begin(ctx: Context, username: str, ip: str | None) -> Attempt:
     return taken
 
 
-def failed(ctx: Context, username: str, ip: str | None) -> None:
+async def failed(ctx: Context, username: str, ip: str | None) -> None:
     """Count a failed login; log a warning when it starts a lockout."""
     now = ctx.clock.now_ms()
     window = ctx.config.auth.lockout_window_minutes * 60_000
     keys = _keys(username, ip)
     kinds = {keys.pair: "account from this address", keys.ip: "address", keys.account: "account"}
-    for key, limit in _counters(ctx, keys, now):
-        found = ctx.limiter.add_failure(key, window_ms=window, now_ms=now)
+    for key, limit in await _counters(ctx, keys, now):
+        found = await ctx.limiter.add_failure(key, window_ms=window, now_ms=now)
         if found.count == limit:
             # No password, and the account only as its key digest: logs must hold no secrets.
             log.warning(
@@ -157,11 +157,11 @@ def failed(ctx: Context, username: str, ip: str | None) -> None:
             )
 
 
-def succeeded(ctx: Context, username: str, ip: str | None) -> None:
+async def succeeded(ctx: Context, username: str, ip: str | None) -> None:
     """A correct password: forget the pair's failures and trust the address for the account."""
     now = ctx.clock.now_ms()
     keys = _keys(username, ip)
-    ctx.limiter.clear(keys.pair)
+    await ctx.limiter.clear(keys.pair)
     trusted_ms = ctx.config.auth.lockout_trusted_days * 86_400_000
     if trusted_ms:
-        ctx.limiter.mark(keys.trusted, until_ms=now + trusted_ms)
+        await ctx.limiter.mark(keys.trusted, until_ms=now + trusted_ms)

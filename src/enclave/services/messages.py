@@ -34,21 +34,30 @@ async def send(
     text: str,
     thread_root_id: str | None = None,
 ) -> Sent:
-    """Store a message once per (sender, client_msg_id); a retry returns the original."""
+    """Store a message once per (sender, client_msg_id); a retry returns the original, or
+    answers `message_expired` once retention removed it (docs/protocol.md, "send")."""
     cmid = validate.client_msg_id(client_msg_id)
     body = validate.message_text(text, ctx.config.limits.message_max_chars)
     mentioned = validate.mentioned_usernames(body)
 
     def work(ch: Changes) -> Sent:
-        earlier = store.by_client_msg_id(ch.tx, actor.id, cmid)
-        if earlier is not None:
-            if earlier.conversation_id != conv_id:
+        earlier = store.earlier_send(ch.tx, actor.id, cmid)
+        if earlier is not None and earlier.message is None:
+            # Retention removed the original: deleted, or hidden because a legal hold keeps it.
+            # Both answer alike (the deleted one's conversation is not even known), so a retry
+            # tells the sender nothing about holds; and nothing is posted a second time.
+            gates.conversation(ch.tx, actor, conv_id, ConvAction.VIEW)
+            raise Conflict(
+                "message_expired", "this message was sent earlier and retention has removed it"
+            )
+        if earlier is not None and earlier.message is not None:
+            if earlier.message.conversation_id != conv_id:
                 raise Conflict(
                     "idempotency_conflict", "client_msg_id was used in another conversation"
                 )
             # A sender who may no longer see the conversation must not read it through a retry.
             gates.conversation(ch.tx, actor, conv_id, ConvAction.VIEW)
-            return Sent(earlier, created=False)
+            return Sent(earlier.message, created=False)
         conv, _ = gates.conversation(ch.tx, actor, conv_id, ConvAction.POST)
         root: Message | None = None
         if thread_root_id is not None:

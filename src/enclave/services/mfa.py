@@ -144,10 +144,10 @@ async def disable(
     ctx: Context, user: User, password: str, code: str, ip: str | None = None
 ) -> None:
     """Turn MFA off: needs the current password and a code (TOTP or a recovery code)."""
-    lockout.check(ctx, user.username, ip)
+    await lockout.check(ctx, user.username, ip)
     stored = await ctx.db.read(lambda tx: account_store.password_hash(tx, user.id))
     if not await ctx.cpu(ctx.passwords.verify, stored, password):
-        lockout.failed(ctx, user.username, ip)
+        await lockout.failed(ctx, user.username, ip)
         raise Unauthenticated("invalid_credentials", "the current password is wrong")
 
     def work(ch: Changes) -> bool:
@@ -191,10 +191,10 @@ async def _guarded(
 ) -> None:
     """Run a code-checking unit of work under the lockout: while locked, refuse at once; a wrong
     code counts as a failed log-in (and is audited) before `invalid_mfa_code` is raised."""
-    lockout.check(ctx, user.username, ip)
+    await lockout.check(ctx, user.username, ip)
     if await write(ctx, work):
         return
-    lockout.failed(ctx, user.username, ip)
+    await lockout.failed(ctx, user.username, ip)
 
     def failed(ch: Changes) -> None:
         _record(

@@ -11,8 +11,9 @@ from enclave.domain.errors import Conflict, InvalidInput, NotFound
 from enclave.domain.ids import DepartmentId, OrgId, UserId, new_id
 from enclave.domain.models import Department, Org, OrgRole, User
 from enclave.domain.policy import DEPARTMENT_MAX_DEPTH, OrgAction
+from enclave.domain.signals import AccessChanged
 from enclave.services import audit, gates, validate
-from enclave.services.accounts import Bootstrap
+from enclave.services.accounts import Bootstrap, org_required
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as account_store
 from enclave.storage import orgs as store
@@ -102,6 +103,28 @@ async def create_org(ctx: Context, name: str, owner_username: str) -> Bootstrap:
 async def list_orgs(ctx: Context) -> list[tuple[Org, int]]:
     """Every organization of the installation with its number of active people (the CLI)."""
     return await ctx.db.read(store.all_orgs)
+
+
+async def operator_org(ctx: Context, which: str | None) -> Org:
+    """The organization the operator names (the CLI's `--org`): by its id, or else by its name
+    (ignoring case). Without a name, the only organization; with several, `org_required`, as
+    when a name fits more than one. An unknown one is not found."""
+    orgs = [org for org, _people in await ctx.db.read(store.all_orgs)]
+    if not orgs:
+        raise Conflict("not_initialized", "run `enclave init` first")
+    if which is None:
+        if len(orgs) > 1:
+            raise org_required(orgs)
+        return orgs[0]
+    wanted = which.strip()
+    fits = [o for o in orgs if o.id == wanted] or [
+        o for o in orgs if o.name.casefold() == wanted.casefold()
+    ]
+    if not fits:
+        raise NotFound(f"organization {wanted!r}")
+    if len(fits) > 1:
+        raise org_required(fits, f"{len(fits)} organizations are named {wanted!r}; use the id")
+    return fits[0]
 
 
 # -- departments ------------------------------------------------------------------------------
@@ -358,12 +381,12 @@ async def move_user(
     their subtree, and only within it."""
     gates.require_scope(actor, OrgAction.MOVE_USER)
 
-    def work(ch: Changes) -> User:
+    def work(ch: Changes) -> tuple[User, bool]:
         target = gates.user_admin(ch.tx, actor, OrgAction.MOVE_USER, user_id)
         dept = gates.placement(ch.tx, actor, OrgAction.MOVE_USER, department_id, None)
         new_id_ = dept.id if dept else None
         if new_id_ == target.department_id:
-            return target
+            return target, False
         store.set_department(ch.tx, target.id, new_id_)
         _audit(
             ctx,
@@ -376,9 +399,9 @@ async def move_user(
             details={"username": target.username, "from": target.department_id, "to": new_id_},
             ip=ip,
         )
-        return replace(target, department_id=new_id_)
+        return replace(target, department_id=new_id_), True
 
-    return await write(ctx, work)
+    return await _changed_access(ctx, await write(ctx, work))
 
 
 async def set_role(
@@ -388,10 +411,10 @@ async def set_role(
     compliance officer, department admin, member and guest; the last owner stays one."""
     gates.require_org(actor, OrgAction.SET_USER_ROLE)
 
-    def work(ch: Changes) -> User:
+    def work(ch: Changes) -> tuple[User, bool]:
         target = gates.role_change(ch.tx, actor, user_id, role)
         if target.role is role:
-            return target
+            return target, False
         demoting_owner = target.role is OrgRole.OWNER and target.is_active
         if demoting_owner and account_store.count_owners(ch.tx, target.org_id) <= 1:
             raise Conflict("last_owner", "the last owner cannot be demoted")
@@ -415,6 +438,15 @@ async def set_role(
             },
             ip=ip,
         )
-        return replace(target, role=role)
+        return replace(target, role=role), True
 
-    return await write(ctx, work)
+    return await _changed_access(ctx, await write(ctx, work))
+
+
+async def _changed_access(ctx: Context, result: tuple[User, bool]) -> User:
+    """After a committed change of a person's role or department: their live connections
+    (on every node) take it at once."""
+    user, changed = result
+    if changed:
+        await ctx.bus.publish(AccessChanged(user.org_id, user.id))
+    return user

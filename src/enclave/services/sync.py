@@ -17,6 +17,20 @@ async def membership_seqs(ctx: Context, user_id: UserId) -> dict[ConversationId,
     return await ctx.db.read(lambda tx: conv_store.membership_seqs(tx, user_id))
 
 
+async def memberships(
+    ctx: Context, user_ids: list[UserId]
+) -> dict[UserId, dict[ConversationId, int]]:
+    """`membership_seqs` of several people, in one read transaction."""
+    return await ctx.db.read(
+        lambda tx: {uid: conv_store.membership_seqs(tx, uid) for uid in user_ids}
+    )
+
+
+async def last_seqs(ctx: Context, conv_ids: list[ConversationId]) -> dict[ConversationId, int]:
+    """The newest seq of each of these conversations, in one read transaction."""
+    return await ctx.db.read(lambda tx: conv_store.last_seqs(tx, conv_ids))
+
+
 async def is_member(ctx: Context, user_id: UserId, conv_id: ConversationId) -> bool:
     return await ctx.db.read(lambda tx: conv_store.member(tx, conv_id, user_id) is not None)
 

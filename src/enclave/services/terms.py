@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enclave.domain.errors import Conflict, InvalidInput
 from enclave.domain.models import User
 from enclave.domain.policy import OrgAction
+from enclave.domain.signals import AccessChanged
 from enclave.services import audit, gates, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import terms as store
@@ -89,7 +90,11 @@ async def publish(
         )
         return TermsState(terms, None)
 
-    return await write(ctx, work)
+    published = await write(ctx, work)
+    # Nobody has accepted these yet: every live connection of the organization stops until its
+    # person does (the hub closes them with 4003 `terms_acceptance_required`).
+    await ctx.bus.publish(AccessChanged(actor.org_id))
+    return published
 
 
 async def accept(ctx: Context, actor: User, version: str, ip: str | None = None) -> TermsState:

@@ -92,23 +92,37 @@ class AuditFilter:
     target_id: str | None = None
     since: int | None = None
     until: int | None = None
+    hidden_prefixes: tuple[str, ...] = ()
+    """Leave out entries whose action starts with one of these (at most `HIDDEN_SLOTS`)."""
 
 
 _NO_BOUND = 2**62
+HIDDEN_SLOTS = 4
+"""How many action prefixes `page` can leave out: the statement is constant, with one
+placeholder per slot; an unused slot gets the pattern '', which no action matches."""
+
+
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching everything that starts with `text`."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def page(tx: Tx, f: AuditFilter, limit: int) -> list[AuditEntry]:
     """An organization's entries, newest first, filtered. One constant statement: an absent
     bound becomes a value that admits everything and an absent text filter an empty string, so
     `seq < ?` always bounds the (org_id, seq) index walk on both backends."""
-    prefix = ""
-    if f.action is not None:
-        prefix = f.action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+    prefix = "" if f.action is None else _like_prefix(f.action + ".")
+    if len(f.hidden_prefixes) > HIDDEN_SLOTS:
+        raise ValueError(f"at most {HIDDEN_SLOTS} hidden action prefixes")
+    hidden = [_like_prefix(p) for p in f.hidden_prefixes]
+    hidden += [""] * (HIDDEN_SLOTS - len(hidden))
     rows = tx.fetchall(
         "SELECT * FROM audit_log WHERE org_id = ? AND seq < ? AND at >= ? AND at < ?"
         " AND (? = '' OR action = ? OR action LIKE ? ESCAPE '\\')"
         " AND (? = '' OR actor_id = ?)"
         " AND (? = '' OR target_id = ?)"
+        " AND action NOT LIKE ? ESCAPE '\\' AND action NOT LIKE ? ESCAPE '\\'"
+        " AND action NOT LIKE ? ESCAPE '\\' AND action NOT LIKE ? ESCAPE '\\'"
         " ORDER BY seq DESC LIMIT ?",
         (
             f.org_id,
@@ -122,6 +136,7 @@ def page(tx: Tx, f: AuditFilter, limit: int) -> list[AuditEntry]:
             f.actor_id or "",
             f.target_id or "",
             f.target_id or "",
+            *hidden,
             limit,
         ),
     )

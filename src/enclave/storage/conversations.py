@@ -274,6 +274,16 @@ def membership_seqs(tx: Tx, user_id: UserId) -> dict[ConversationId, int]:
     }
 
 
+def last_seqs(tx: Tx, conv_ids: list[ConversationId]) -> dict[ConversationId, int]:
+    """The newest event seq of each of these conversations (missing ones are left out)."""
+    found: dict[ConversationId, int] = {}
+    for conv_id in conv_ids:
+        row = tx.fetchone("SELECT last_seq FROM conversations WHERE id = ?", (conv_id,))
+        if row is not None:
+            found[conv_id] = int(row["last_seq"])
+    return found
+
+
 def with_member(tx: Tx, conv_id: str, user_id: str) -> tuple[Conversation | None, Member | None]:
     """A conversation and the user's membership row, in one query."""
     row = tx.fetchone(

@@ -81,12 +81,18 @@ def job(tx: Tx, org_id: OrgId, job_id: str) -> ExportJob | None:
     return _job(row) if row else None
 
 
-def jobs_of_org(tx: Tx, org_id: OrgId, limit: int) -> list[ExportJob]:
+def jobs_of_org(
+    tx: Tx, org_id: OrgId, limit: int, before: tuple[int, str] | None = None
+) -> list[ExportJob]:
+    """The organization's jobs, newest first; `before` is (created_at, id) of the last job of
+    the previous page."""
+    at, last_id = before if before is not None else (2**62, "")
     rows = tx.fetchall(
         "SELECT id, org_id, requested_by, query, status, done, total, error, created_at,"
         " finished_at, expires_at FROM export_jobs WHERE org_id = ?"
+        " AND (created_at < ? OR (created_at = ? AND id > ?))"
         " ORDER BY created_at DESC, id LIMIT ?",
-        (org_id, limit),
+        (org_id, at, at, last_id, limit),
     )
     return [_job(r) for r in rows]
 
@@ -274,11 +280,13 @@ def messages_by_sender(
     tx: Tx, sender_id: UserId, after: tuple[int, str], limit: int
 ) -> list[ExportedMessage]:
     """A person's messages in (created_at, id) order after `after`, with versions and
-    reactions (for their GDPR export)."""
+    reactions (for their GDPR export). Messages retention hid because a legal hold keeps them
+    are left out, like the ones it deleted: the person must not learn of the hold."""
     at, last_id = after
     rows = tx.fetchall(
         "SELECT id, conversation_id, seq, sender_id, text, thread_root_id, created_at, edited_at,"
         " recalled_at, reply_count, mentions FROM messages WHERE sender_id = ?"
+        " AND retention_hidden_at IS NULL"
         " AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?",
         (sender_id, at, at, last_id, limit),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from enclave import codec
@@ -89,14 +91,46 @@ def by_id(tx: Tx, message_id: str) -> Message | None:
     return _message(tx, row, _reactions_of(tx, MessageId(row["id"])))
 
 
-def by_client_msg_id(tx: Tx, sender_id: UserId, client_msg_id: str) -> Message | None:
+@dataclass(frozen=True, slots=True)
+class EarlierSend:
+    """What became of an earlier send with the same (sender, client_msg_id)."""
+
+    message: Message | None
+    """The original; None when retention removed it: deleted, or hidden because a legal hold
+    keeps it (the two must look alike to the sender)."""
+
+
+def spent_digest(sender_id: str, client_msg_id: str) -> str:
+    """The key under which a deleted message's (sender, client_msg_id) is remembered: a digest,
+    so that the table says nothing about who sent what."""
+    return hashlib.sha256(f"{sender_id}\n{client_msg_id}".encode()).hexdigest()
+
+
+def earlier_send(tx: Tx, sender_id: UserId, client_msg_id: str) -> EarlierSend | None:
+    """The earlier send with this key, or None if there was none."""
     row = tx.fetchone(
         "SELECT * FROM messages WHERE sender_id = ? AND client_msg_id = ?",
         (sender_id, client_msg_id),
     )
-    if row is None:
-        return None
-    return _message(tx, row, _reactions_of(tx, MessageId(row["id"])))
+    if row is not None:
+        if row["retention_hidden_at"] is not None:
+            return EarlierSend(None)
+        return EarlierSend(_message(tx, row, _reactions_of(tx, MessageId(row["id"]))))
+    spent = tx.fetchone(
+        "SELECT 1 AS spent FROM spent_client_msg_ids WHERE digest = ?",
+        (spent_digest(sender_id, client_msg_id),),
+    )
+    return EarlierSend(None) if spent is not None else None
+
+
+def remember_spent(tx: Tx, message_id: str) -> None:
+    """Before a message is deleted (retention): remember its (sender, client_msg_id)."""
+    row = tx.fetchone("SELECT sender_id, client_msg_id FROM messages WHERE id = ?", (message_id,))
+    if row is not None:
+        tx.execute(
+            "INSERT INTO spent_client_msg_ids (digest) VALUES (?) ON CONFLICT (digest) DO NOTHING",
+            (spent_digest(row["sender_id"], row["client_msg_id"]),),
+        )
 
 
 def page(

@@ -20,11 +20,13 @@ class OwnReaction:
 
 
 def reactions_by(tx: Tx, user_id: UserId, after: tuple[str, str], limit: int) -> list[OwnReaction]:
-    """A person's reactions in (message id, emoji) order after `after`."""
+    """A person's reactions in (message id, emoji) order after `after`; not those on messages
+    retention hid for a legal hold (like those it deleted)."""
     last_msg, last_emoji = after
     rows = tx.fetchall(
         "SELECT r.message_id, m.conversation_id, r.emoji, r.created_at FROM reactions r"
-        " JOIN messages m ON m.id = r.message_id WHERE r.user_id = ?"
+        " JOIN messages m ON m.id = r.message_id"
+        " WHERE r.user_id = ? AND m.retention_hidden_at IS NULL"
         " AND (r.message_id > ? OR (r.message_id = ? AND r.emoji > ?))"
         " ORDER BY r.message_id, r.emoji LIMIT ?",
         (user_id, last_msg, last_msg, last_emoji, limit),

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from enclave.storage import leases
+from enclave.storage import messages as message_store
 from enclave.storage.base import Row, Tx
 
 # -- policies ----------------------------------------------------------------------------------
@@ -318,9 +320,12 @@ class Deleted:
 
 
 def delete_messages(tx: Tx, message_ids: list[str]) -> Deleted:
-    """Delete messages with everything hanging off them, in the order given."""
+    """Delete messages with everything hanging off them, in the order given. Each message's
+    (sender, client_msg_id) is remembered as a digest, so that a retry of it is not posted
+    again (`storage.messages.earlier_send`)."""
     done = Deleted()
     for message_id in message_ids:
+        message_store.remember_spent(tx, message_id)
         done.reactions += tx.execute("DELETE FROM reactions WHERE message_id = ?", (message_id,))
         done.mentions += tx.execute("DELETE FROM mentions WHERE message_id = ?", (message_id,))
         done.versions += tx.execute(
@@ -408,22 +413,7 @@ def finish_run(tx: Tx, run_id: str, progress: str, now: int) -> None:
     )
 
 
-# -- leases ------------------------------------------------------------------------------------
+# -- leases (storage.leases; named here too for the retention run) -------------------------------
 
-
-def take_lease(tx: Tx, name: str, holder: str, now: int, expires_at: int) -> bool:
-    """Take (or renew) the named lease unless another holder has it and it has not expired."""
-    return (
-        tx.execute(
-            "INSERT INTO job_leases (name, holder, expires_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-            " expires_at = excluded.expires_at"
-            " WHERE job_leases.holder = excluded.holder OR job_leases.expires_at <= ?",
-            (name, holder, expires_at, now),
-        )
-        == 1
-    )
-
-
-def release_lease(tx: Tx, name: str, holder: str) -> None:
-    tx.execute("DELETE FROM job_leases WHERE name = ? AND holder = ?", (name, holder))
+take_lease = leases.take
+release_lease = leases.release

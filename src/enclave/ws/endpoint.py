@@ -75,6 +75,9 @@ def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[we
             return web.Response(status=400, body=body, content_type="application/json")
         await ws.prepare(request)
         assert request.transport is not None
+        # Changes signalled while the session is checked cannot reach this connection yet:
+        # `register` re-checks it if there were any.
+        epoch = hub.access_epoch
         auth = await _hello(ctx, ws, request, cfg)
         if auth is None:
             return ws
@@ -89,8 +92,9 @@ def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[we
             rate_per_second=cfg.rate_per_second,
             rate_burst=cfg.rate_burst,
         )
-        hub.register(conn)
+        hub.register(conn, since=epoch)
         try:
+            await hub.settle(conn)
             await _resume(ctx, hub, conn, cursors)
             hub.presence_maybe_changed(conn)
             await _serve(ctx, hub, conn, ws)
@@ -124,7 +128,7 @@ async def _hello(
     try:
         auth = await accounts.authenticate(ctx, token or "")
     except Forbidden as exc:
-        await ws.close(code=CloseCode.PASSWORD_CHANGE_REQUIRED, message=exc.code.encode())
+        await ws.close(code=CloseCode.SET_UP_REQUIRED, message=exc.code.encode())
         return None
     except EnclaveError:
         await ws.close(code=CloseCode.UNAUTHENTICATED, message=b"unauthenticated")
@@ -267,5 +271,5 @@ async def _presence_subscribe(
         return
     visible = await sync.same_org_users(ctx, conn.user, frame.user_ids)
     hub.watch(conn, visible)
-    statuses = {uid: hub.presence_of(uid).value for uid in visible}
+    statuses = {uid: status.value for uid, status in (await hub.presence_states(visible)).items()}
     conn.send(ws_frame({"type": "presence.state", "req_id": frame.req_id, "statuses": statuses}))

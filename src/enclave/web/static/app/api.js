@@ -124,6 +124,7 @@ export const api = {
   terms: () => request("GET", "/org/terms"),
   acceptTerms: (version) => request("POST", "/users/me/terms/accept", { version }),
   startExport: (body) => request("POST", "/compliance/exports", body),
+  exports: (before = null) => request("GET", `/compliance/exports${q({ before, limit: 50 })}`),
   exportStatus: (id) => request("GET", `/compliance/exports/${enc(id)}`),
   downloadExport: (id) => download("GET", `/compliance/exports/${enc(id)}/download`, `enclave-export-${id}.zip`),
   downloadMyData: () => download("POST", "/users/me/export", "enclave-my-data.json"),

@@ -131,6 +131,12 @@ async function startApp(me) {
   screen = "app";
   mountShell();
   offs.push(on("convs", updateTitle));
+  // A new org role shows other tools (and a guest sees fewer people): render them again.
+  offs.push(on("me", () => {
+    if (screen !== "app") return;
+    mountShell();
+    sync.loadUsers().catch(() => {});
+  }));
   updateTitle();
   openFromHash();
   stream.start();

@@ -98,7 +98,8 @@ export class Stream {
       if (FATAL[ev.code]) {
         this.stopped = true;
         this.setState("offline");
-        // 4003's reason says which set-up step is missing (password change or MFA enrolment).
+        // 4003's reason says which set-up step is missing: the password change, MFA enrolment or
+        // accepting new terms of use (a live socket is closed with it when terms are published).
         this.onFatal(ev.code === 4003 && ev.reason ? ev.reason : FATAL[ev.code]);
         return;
       }

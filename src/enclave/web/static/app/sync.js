@@ -190,6 +190,7 @@ export function applyFrame(f) {
     case "presence":
       state.presence.set(f.user_id, f.status);
       return emit("presence");
+    case "account.updated": return onAccountUpdated(f.user);
     default:
       if (f.conversation_id && typeof f.seq === "number" && f.data) applyEvent(f);
   }
@@ -208,6 +209,14 @@ function onReady(f) {
   if (fresh.length) loadConversations().catch(() => {});
   // Presence subscriptions belong to a connection: renew them on every connect.
   if (watched.size) subscribe([...watched]);
+}
+
+// My org role or department changed (docs/protocol.md): the tools shown depend on them.
+function onAccountUpdated(user) {
+  if (!user || user.id !== state.me?.id) return;
+  state.me = { ...state.me, ...user };
+  if (state.users.has(user.id)) state.users.set(user.id, { ...state.users.get(user.id), ...user });
+  emit("me");
 }
 
 function reloadConversation(id) {

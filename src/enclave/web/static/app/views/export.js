@@ -1,8 +1,10 @@
 // The compliance export dialog (compliance officers and owners): choose people and a date
-// range, start an eDiscovery export, watch its progress, download the zip.
-// REST: POST /api/v1/compliance/exports, GET …/{id}, GET …/{id}/download (docs/compliance.md).
+// range, start an eDiscovery export, watch its progress, download the zip; and the list of the
+// organization's exports (who started which, when, how far it got), each finished one with its
+// download. REST: POST /api/v1/compliance/exports, GET /compliance/exports, GET …/{id},
+// GET …/{id}/download (docs/compliance.md).
 import { h } from "../dom.js";
-import { t, formatNumber } from "../i18n.js";
+import { t, formatNumber, formatFull } from "../i18n.js";
 import { api } from "../api.js";
 import { state } from "../store.js";
 import { openDialog, dialogHeader } from "./common.js";
@@ -20,8 +22,97 @@ function dayStart(value, nextDay = false) {
   return new Date(y, m - 1, d + (nextDay ? 1 : 0)).getTime();
 }
 
+const busy = (job) => job.status === "queued" || job.status === "running";
+
+/** The organization's exports, newest first, refreshed while one of them runs. */
+function jobsSection(dialog) {
+  const body = h("tbody");
+  const empty = h("p", { testid: "export-jobs-empty", class: "muted", text: t("export.jobs.empty"), hidden: true });
+  const problem = h("p", { class: "muted", attrs: { "aria-live": "polite" } });
+  const more = h("button", { type: "button", testid: "export-jobs-more", class: "secondary", text: t("export.jobs.more"), hidden: true });
+  let jobs = [];
+  let next = null;
+  let timer = null;
+  dialog.addEventListener("close", () => clearTimeout(timer));
+
+  const who = (job) => (job.requested_by === null ? t("export.jobs.byOperator")
+    : job.requested_by_username ? `@${job.requested_by_username}` : `${job.requested_by.slice(0, 8)}…`);
+  const when = (ms) => (ms ? h("time", { dateTime: new Date(ms).toISOString(), text: formatFull(ms) }) : "");
+
+  function row(job) {
+    const download = job.status === "done" ? h("button", {
+      type: "button", testid: "export-job-download", class: "secondary", text: t("export.download"),
+      attrs: { "aria-label": t("export.jobs.downloadLabel", { when: formatFull(job.created_at) }) },
+    }) : null;
+    download?.addEventListener("click", async () => {
+      download.disabled = true;
+      try {
+        await api.downloadExport(job.id);
+      } catch (err) {
+        problem.textContent = err.code === "export_not_ready" ? t("export.status.expired") : t("error.generic");
+        load();
+      } finally {
+        download.disabled = false;
+      }
+    });
+    return h("tr", { testid: "export-job", data: { id: job.id, status: job.status } },
+      h("td", {}, when(job.created_at)),
+      h("td", { text: who(job) }),
+      h("td", { class: job.status === "failed" ? "outcome failure" : "", text: t(`export.state.${job.status}`) }),
+      h("td", { text: t("export.jobs.progress", { done: formatNumber(job.done), total: formatNumber(job.total) }) }),
+      h("td", {}, when(job.expires_at)),
+      h("td", {}, download));
+  }
+
+  function render() {
+    body.replaceChildren(...jobs.map(row));
+    empty.hidden = jobs.length > 0;
+    more.hidden = next === null;
+    clearTimeout(timer);
+    if (jobs.some(busy)) timer = setTimeout(load, 2000);
+  }
+
+  async function load() {
+    try {
+      const page = await api.exports();
+      jobs = page.exports;
+      next = page.next_before;
+      problem.textContent = "";
+      render();
+    } catch {
+      problem.textContent = t("error.generic");
+    }
+  }
+
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const page = await api.exports(next);
+      jobs = [...jobs, ...page.exports.filter((j) => !jobs.some((k) => k.id === j.id))];
+      next = page.next_before;
+      render();
+    } catch {
+      problem.textContent = t("error.generic");
+    } finally {
+      more.disabled = false;
+    }
+  });
+
+  load();
+  const section = h("div", { class: "export-jobs" },
+    h("h3", { id: "export-jobs-title", text: t("export.jobs.title") }),
+    h("div", { class: "audit-scroll", tabIndex: 0, attrs: { role: "region", "aria-labelledby": "export-jobs-title" } },
+      h("table", { testid: "export-jobs", class: "audit-table" },
+        h("caption", { class: "sr-only", text: t("export.jobs.title") }),
+        h("thead", {}, h("tr", {}, ...["started", "by", "status", "progress", "expires", "download"].map(
+          (col) => h("th", { attrs: { scope: "col" }, text: t(`export.jobs.col.${col}`) })))),
+        body)),
+    empty, problem, more);
+  return { section, reload: load };
+}
+
 export function exportDialog() {
-  const dialog = h("dialog", { testid: "compliance-export", class: "dialog", attrs: { "aria-labelledby": "export-title" } });
+  const dialog = h("dialog", { testid: "compliance-export", class: "dialog wide", attrs: { "aria-labelledby": "export-title" } });
   const people = h("select", { id: "export-people", name: "people", multiple: true, size: 6 },
     ...[...state.users.values()]
       .sort((a, b) => a.username.localeCompare(b.username))
@@ -41,13 +132,16 @@ export function exportDialog() {
   let jobId = null;
   let timer = null;
   dialog.addEventListener("close", () => clearTimeout(timer));
+  const jobs = jobsSection(dialog);
 
   function show(job) {
+    const changed = status.dataset.status !== job.status;
     status.dataset.status = job.status;
     status.textContent = t(`export.status.${job.status}`, { done: formatNumber(job.done), total: formatNumber(job.total) });
     download.hidden = job.status !== "done";
-    start.disabled = job.status === "queued" || job.status === "running";
-    if (job.status === "queued" || job.status === "running") timer = setTimeout(poll, POLL_MS);
+    start.disabled = busy(job);
+    if (busy(job)) timer = setTimeout(poll, POLL_MS);
+    if (changed) jobs.reload();
   }
 
   async function poll() {
@@ -94,6 +188,7 @@ export function exportDialog() {
     dialogHeader("export-title", t("export.title"), dialog),
     h("p", { class: "muted", text: t("export.intro") }),
     form, status,
-    h("div", { class: "dialog-actions" }, download));
+    h("div", { class: "dialog-actions" }, download),
+    jobs.section);
   openDialog(dialog);
 }

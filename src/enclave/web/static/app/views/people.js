@@ -1,9 +1,11 @@
 // The "People" screen (owners, admins and department admins): everyone with their role and
-// department, role changes and moves, and (owners and admins) the department tree: add, rename,
-// delete. The server decides every change (docs/permissions.md); controls the caller may not use
-// are disabled here only as a courtesy, and a refusal is shown as a status message.
-// REST: GET /users?include_inactive=true, PUT /users/{id}/role, PUT /users/{id}/department,
-// GET/POST /departments, PATCH/DELETE /departments/{id}.
+// department, role changes and moves, new accounts, deactivation and reactivation, and (owners and
+// admins) the department tree: add, rename, move under another department, delete, and assign
+// department admins. The server decides every change (docs/permissions.md); controls the caller
+// may not use are disabled here only as a courtesy, and a refusal is shown as a status message.
+// REST: GET/POST /users, PUT /users/{id}/role, PUT /users/{id}/department,
+// POST /users/{id}/deactivate|activate, GET/POST /departments, PATCH/DELETE /departments/{id},
+// PUT/DELETE /departments/{id}/admins/{user_id}.
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
 import { request } from "../api.js";
@@ -11,10 +13,18 @@ import { state, emit } from "../store.js";
 import { openDialog, dialogHeader } from "./common.js";
 
 const ROLES = ["owner", "admin", "compliance_officer", "department_admin", "member", "guest"];
-// What each role may give and take away (mirrors GRANTABLE_ROLES in domain/policy.py).
+// What each role may give (mirrors GRANTABLE_ROLES in domain/policy.py): to a new account, and
+// (owners and admins only) by a role change.
 const GRANTABLE = {
   owner: ROLES,
   admin: ["compliance_officer", "department_admin", "member", "guest"],
+  department_admin: ["member", "guest"],
+};
+// Whose accounts each role administers: deactivate, reactivate, move (ADMINISTERED_ROLES).
+const ADMINISTERED = {
+  owner: ROLES,
+  admin: ROLES.filter((r) => r !== "owner"),
+  department_admin: ["member", "guest"],
 };
 const enc = encodeURIComponent;
 
@@ -45,9 +55,9 @@ function treeOrder(departments) {
   return out;
 }
 
-/** The departments `me` administers and everything below them. */
-function subtreeOf(me, departments) {
-  const found = new Set(departments.filter((d) => d.admin_ids.includes(me.id)).map((d) => d.id));
+/** The departments in `roots` and everything below them. */
+function below(roots, departments) {
+  const found = new Set(roots);
   let grew = true;
   while (grew) {
     grew = false;
@@ -61,13 +71,21 @@ function subtreeOf(me, departments) {
   return found;
 }
 
+/** The departments `me` administers and everything below them. */
+function subtreeOf(me, departments) {
+  return below(departments.filter((d) => d.admin_ids.includes(me.id)).map((d) => d.id), departments);
+}
+
 function errorText(err) {
   const key = `error.${err.code}`;
   return t(key) === key ? t("error.generic") : t(key);
 }
 
+const nameOf = (u) => u.display_name || u.username;
+
 export function peopleDialog() {
   const me = state.me;
+  const manageTree = canManageDepartments(me);
   const dialog = h("dialog", { testid: "people", class: "dialog wide", attrs: { "aria-labelledby": "people-title" } });
   const status = h("p", { testid: "people-status", class: "muted", attrs: { "aria-live": "polite" } });
   const body = h("tbody");
@@ -80,17 +98,23 @@ export function peopleDialog() {
   let users = [];
   let departments = [];
 
-  function departmentOptions(selected, { none = true, exclude = null } = {}) {
+  function departmentOptions(selected, { none = true, only = null } = {}) {
     const opts = none ? [h("option", { value: "", text: t("people.noDepartment"), selected: !selected })] : [];
     for (const d of treeOrder(departments)) {
-      if (exclude && d.id === exclude) continue;
+      if (only && !only.has(d.id)) continue;
       opts.push(h("option", { value: d.id, text: `${"\u00a0\u00a0".repeat(d.depth)}${d.name}`, selected: d.id === selected }));
     }
     return opts;
   }
 
+  /** Whether `me` may deactivate, reactivate or move `u` (the server decides again). */
+  function administers(u, mine) {
+    if (u.id === me.id || !(ADMINISTERED[me.role] || []).includes(u.role)) return false;
+    return mine === null || mine.has(u.department_id);
+  }
+
   function personRow(u) {
-    const grantable = GRANTABLE[me.role] || [];
+    const grantable = canManageDepartments(me) ? GRANTABLE[me.role] || [] : [];
     const roleSelect = h("select", {
       testid: "person-role", name: "role",
       attrs: { "aria-label": t("people.roleOf", { name: u.username }) },
@@ -100,11 +124,10 @@ export function peopleDialog() {
       disabled: r !== u.role && !grantable.includes(r),
     })));
     const mine = me.role === "department_admin" ? subtreeOf(me, departments) : null;
-    const movable = mine === null || (mine.has(u.department_id) && ["member", "guest"].includes(u.role));
     const deptSelect = h("select", {
       testid: "person-department", name: "department",
       attrs: { "aria-label": t("people.departmentOf", { name: u.username }) },
-      disabled: !movable,
+      disabled: !(administers(u, mine) || (mine === null && u.id === me.id)),
     }, ...departmentOptions(u.department_id));
     roleSelect.addEventListener("change", async () => {
       roleSelect.disabled = true;
@@ -130,11 +153,32 @@ export function peopleDialog() {
         deptSelect.disabled = false;
       }
     });
-    return h("tr", { testid: "person-row", data: { id: u.id, username: u.username, role: u.role, department: u.department_id || "" } },
-      h("td", {}, h("span", { text: u.display_name || u.username }), " ", h("span", { class: "muted", text: `@${u.username}` })),
-      h("td", {}, roleSelect),
-      h("td", {}, deptSelect),
-      h("td", { text: u.is_active ? t("people.active") : t("people.inactive") }));
+    const action = u.is_active ? "deactivate" : "activate";
+    const toggle = h("button", {
+      type: "button", testid: "person-active", class: u.is_active ? "secondary" : "primary",
+      data: { action }, text: t(`people.${action}`), disabled: !administers(u, mine),
+      attrs: { "aria-label": t(`people.${action}Label`, { name: u.username }) },
+    });
+    toggle.addEventListener("click", async () => {
+      if (u.is_active && !window.confirm(t("people.confirmDeactivate", { name: nameOf(u) }))) return;
+      toggle.disabled = true;
+      try {
+        const changed = await request("POST", `/users/${enc(u.id)}/${action}`);
+        status.textContent = t(u.is_active ? "people.deactivated" : "people.activated", { name: nameOf(u) });
+        replaceUser(changed);
+      } catch (err) {
+        status.textContent = errorText(err);
+        toggle.disabled = false;
+      }
+    });
+    return h("tr", {
+      testid: "person-row",
+      data: { id: u.id, username: u.username, role: u.role, department: u.department_id || "", active: String(u.is_active) },
+    },
+    h("td", {}, h("span", { text: nameOf(u) }), " ", h("span", { class: "muted", text: `@${u.username}` })),
+    h("td", {}, roleSelect),
+    h("td", {}, deptSelect),
+    h("td", {}, h("div", { class: "person-state" }, h("span", { text: u.is_active ? t("people.active") : t("people.inactive") }), toggle)));
   }
 
   function replaceUser(changed) {
@@ -145,10 +189,86 @@ export function peopleDialog() {
     }
     if (changed.id === me.id) state.me = { ...state.me, ...changed };
     renderPeople();
+    if (manageTree) renderTree(); // the candidates for department admins follow the roles
   }
 
   function renderPeople() {
     body.replaceChildren(...users.map(personRow));
+  }
+
+  // -- a new account -------------------------------------------------------------------------
+
+  const newUsername = h("input", { id: "person-new-username", name: "username", maxLength: 32, required: true, autocomplete: "off", spellcheck: false });
+  const newDisplay = h("input", { id: "person-new-display", name: "display_name", maxLength: 100, autocomplete: "off" });
+  const newPassword = h("input", { id: "person-new-password", name: "password", type: "password", maxLength: 1024, required: true, autocomplete: "new-password" });
+  const newRole = h("select", { id: "person-new-role", name: "role" },
+    ...(GRANTABLE[me.role] || []).map((r) => h("option", { value: r, text: t(`role.${r}`), selected: r === "member" })));
+  const newDepartment = h("select", { id: "person-new-department", name: "department" });
+  const createButton = h("button", { type: "submit", class: "primary", text: t("people.create.submit") });
+  const createForm = h("form", { testid: "person-create", class: "audit-filters", attrs: { "aria-labelledby": "person-new-title" } },
+    h("label", { htmlFor: "person-new-username", text: t("people.create.username") }), newUsername,
+    h("label", { htmlFor: "person-new-display", text: t("people.create.displayName") }), newDisplay,
+    h("label", { htmlFor: "person-new-password", text: t("people.create.password") }), newPassword,
+    h("label", { htmlFor: "person-new-role", text: t("people.create.role") }), newRole,
+    h("label", { htmlFor: "person-new-department", text: t("people.create.department") }), newDepartment,
+    createButton);
+  createForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    createButton.disabled = true;
+    try {
+      const created = await request("POST", "/users", {
+        username: newUsername.value.trim(),
+        password: newPassword.value,
+        display_name: newDisplay.value.trim(),
+        role: newRole.value,
+        department_id: newDepartment.value || null,
+      });
+      status.textContent = t("people.created", { username: created.username });
+      createForm.reset();
+      newRole.value = "member"; // reset() would pick the first role, which may be "owner"
+      await load();
+    } catch (err) {
+      status.textContent = errorText(err);
+    } finally {
+      createButton.disabled = false;
+    }
+  });
+
+  function renderNewDepartment() {
+    // Department admins create people only inside their own departments (one is required).
+    const mine = me.role === "department_admin" ? subtreeOf(me, departments) : null;
+    const kept = newDepartment.value;
+    newDepartment.replaceChildren(...departmentOptions(null, { none: mine === null, only: mine }));
+    if (kept) newDepartment.value = kept;
+  }
+
+  // -- the department tree (owners and admins) ---------------------------------------------------
+
+  /** The admins assigned to `d`, each with a button that takes the assignment away. */
+  function adminsOf(d) {
+    const byId = new Map(users.map((u) => [u.id, u]));
+    const list = h("ul", { testid: "department-admins", class: "department-admins", attrs: { "aria-label": t("people.adminsOf", { name: d.name }) } },
+      ...d.admin_ids.map((uid) => {
+        const u = byId.get(uid);
+        const label = u ? nameOf(u) : uid.slice(0, 8);
+        const remove = h("button", {
+          type: "button", testid: "department-admin-remove", class: "secondary", text: t("people.removeAdmin"),
+          attrs: { "aria-label": t("people.removeAdminLabel", { person: label, name: d.name }) },
+        });
+        remove.addEventListener("click", async () => {
+          remove.disabled = true;
+          try {
+            await request("DELETE", `/departments/${enc(d.id)}/admins/${enc(uid)}`);
+            status.textContent = t("people.saved");
+            await load();
+          } catch (err) {
+            status.textContent = errorText(err);
+            remove.disabled = false;
+          }
+        });
+        return h("li", { testid: "department-admin", data: { id: uid } }, h("span", { text: t("people.adminIs", { name: label }) }), remove);
+      }));
+    return d.admin_ids.length ? list : null;
   }
 
   function departmentItem(d) {
@@ -189,15 +309,68 @@ export function peopleDialog() {
     });
     const item = h("li", {
       testid: "department-item", data: { id: d.id, parent: d.parent_id || "", name: d.name, depth: String(d.depth) },
-    }, form);
-    item.style.marginInlineStart = `${d.depth * 1.25}rem`; // CSSOM, which the CSP allows
+    }, form, adminsOf(d));
+    item.style.marginInlineStart = `${Math.min(d.depth, 4) * 1.25}rem`; // CSSOM, which the CSP allows
     return item;
   }
 
   function renderTree() {
     tree.replaceChildren(...treeOrder(departments).map(departmentItem));
     parentSelect.replaceChildren(h("option", { value: "", text: t("people.topLevel") }), ...departmentOptions(null, { none: false }));
+    keep(moveWhich, () => departmentOptions(null, { none: false }));
+    keep(moveWhere, () => [h("option", { value: "", text: t("people.topLevel") }), ...departmentOptions(null, { none: false })]);
+    keep(assignWhere, () => departmentOptions(null, { none: false }));
+    keep(assignWho, () => users.filter((u) => u.role === "department_admin" && u.is_active)
+      .map((u) => h("option", { value: u.id, text: `${nameOf(u)} (@${u.username})` })));
   }
+
+  /** Refill a select, keeping its choice when it is still there. */
+  function keep(select, options) {
+    const kept = select.value;
+    select.replaceChildren(...options());
+    if ([...select.options].some((o) => o.value === kept)) select.value = kept;
+  }
+
+  // Move a department under another one (never under itself or below it: 422 department_cycle).
+  const moveWhich = h("select", { id: "department-move-which", name: "department" });
+  const moveWhere = h("select", { id: "department-move-where", name: "parent" });
+  const moveForm = h("form", { testid: "department-move", class: "audit-filters" },
+    h("label", { htmlFor: "department-move-which", text: t("people.moveWhich") }), moveWhich,
+    h("label", { htmlFor: "department-move-where", text: t("people.moveWhere") }), moveWhere,
+    h("button", { type: "submit", class: "secondary", text: t("people.move") }));
+  moveForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!moveWhich.value) return;
+    try {
+      await request("PATCH", `/departments/${enc(moveWhich.value)}`, { parent_id: moveWhere.value || null });
+      status.textContent = t("people.saved");
+      await load();
+    } catch (err) {
+      status.textContent = errorText(err);
+    }
+  });
+
+  // Assign a department admin (a person whose role is department_admin) to a department.
+  const assignWhere = h("select", { id: "department-admin-where", name: "department" });
+  const assignWho = h("select", { id: "department-admin-who", name: "admin" });
+  const assignForm = h("form", { testid: "department-admin-assign", class: "audit-filters" },
+    h("label", { htmlFor: "department-admin-who", text: t("people.adminWho") }), assignWho,
+    h("label", { htmlFor: "department-admin-where", text: t("people.adminWhere") }), assignWhere,
+    h("button", { type: "submit", class: "secondary", text: t("people.assignAdmin") }));
+  assignForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!assignWho.value || !assignWhere.value) {
+      status.textContent = t("people.needAdmin");
+      return;
+    }
+    try {
+      await request("PUT", `/departments/${enc(assignWhere.value)}/admins/${enc(assignWho.value)}`);
+      status.textContent = t("people.saved");
+      await load();
+    } catch (err) {
+      status.textContent = errorText(err);
+    }
+  });
 
   const nameInput = h("input", { id: "department-new-name", name: "name", maxLength: 80, required: true, autocomplete: "off" });
   const parentSelect = h("select", { id: "department-new-parent", name: "parent" });
@@ -230,7 +403,8 @@ export function peopleDialog() {
       users = found;
       departments = (await request("GET", "/departments")).departments;
       renderPeople();
-      if (canManageDepartments(me)) renderTree();
+      renderNewDepartment();
+      if (manageTree) renderTree();
     } catch (err) {
       status.textContent = errorText(err);
     }
@@ -241,10 +415,17 @@ export function peopleDialog() {
     h("p", { class: "muted", text: t("people.intro") }),
     h("div", { class: "audit-scroll", tabIndex: 0, attrs: { role: "region", "aria-labelledby": "people-title" } }, table),
     status,
-    ...(canManageDepartments(me) ? [
+    h("h3", { id: "person-new-title", text: t("people.create.title") }),
+    createForm,
+    ...(manageTree ? [
       h("h3", { id: "departments-title", text: t("people.departments") }),
       tree,
       addForm,
+      h("h4", { id: "department-move-title", text: t("people.moveTitle") }),
+      moveForm,
+      h("h4", { id: "department-admin-title", text: t("people.adminsTitle") }),
+      h("p", { class: "muted", text: t("people.adminsIntro") }),
+      assignForm,
     ] : []));
   openDialog(dialog);
   load();
