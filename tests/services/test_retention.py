@@ -404,13 +404,13 @@ async def test_purged_text_is_in_neither_the_database_nor_a_backup_made_before(
     clock.now = T0 + 100 * DAY
     await _relogin(world, alice, bob, owner)
     await _set_default(client, owner, 30)
-    backup = _backup(config, tmp_path)
+    backup = await asyncio.to_thread(_backup, config, tmp_path)  # pg_dump: off the loop
 
     (receipt,) = await retention.run(ctx, audit.Actor())
     assert receipt.totals.messages == 2 and receipt.totals.key_ids and receipt.kek_rotated
     if not config.uses_postgres:
-        _checkpoint(config.sqlite_path())
-    stored = _stored_bytes(config)
+        await asyncio.to_thread(_checkpoint, config.sqlite_path())
+    stored = await asyncio.to_thread(_stored_bytes, config)
     assert b"alice" in stored
     for word in WORDS[:3]:
         assert word.encode() not in stored
