@@ -97,22 +97,29 @@ async def bootstrap(ctx: Context) -> Bootstrap | None:
     def work(ch: Changes) -> Bootstrap | None:
         if store.first_org(ch.tx) is not None:  # another node won the race
             return None
-        org = Org(id=OrgId(new_id()), name=cfg.name, created_at=ch.now)
-        store.insert_org(ch.tx, org)
-        owner = User(
-            id=UserId(new_id()),
-            org_id=org.id,
-            username=username,
-            display_name="Administrator",
-            role=OrgRole.OWNER,
-            is_active=True,
-            must_change_password=True,
-            created_at=ch.now,
-        )
-        store.insert_user(ch.tx, owner, pw_hash)
+        org, owner = insert_org_with_owner(ch, cfg.name, username, pw_hash)
         return Bootstrap(org=org, owner=owner, one_time_password=password)
 
     return await write(ctx, work)
+
+
+def insert_org_with_owner(ch: Changes, name: str, username: str, pw_hash: str) -> tuple[Org, User]:
+    """Store a new organization and its owner, who must change the one-time password first (the
+    first run, and `enclave orgs create`); a taken username raises UniqueViolation."""
+    org = Org(id=OrgId(new_id()), name=name, created_at=ch.now)
+    store.insert_org(ch.tx, org)
+    owner = User(
+        id=UserId(new_id()),
+        org_id=org.id,
+        username=username,
+        display_name="Administrator",
+        role=OrgRole.OWNER,
+        is_active=True,
+        must_change_password=True,
+        created_at=ch.now,
+    )
+    store.insert_user(ch.tx, owner, pw_hash)
+    return org, owner
 
 
 # -- sessions ---------------------------------------------------------------------------------

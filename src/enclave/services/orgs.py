@@ -13,7 +13,7 @@ from enclave.domain.models import Department, Org, OrgRole, User
 from enclave.domain.policy import DEPARTMENT_MAX_DEPTH, OrgAction
 from enclave.domain.signals import AccessChanged
 from enclave.services import audit, gates, validate
-from enclave.services.accounts import Bootstrap, org_required
+from enclave.services.accounts import Bootstrap, insert_org_with_owner, org_required
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as account_store
 from enclave.storage import orgs as store
@@ -69,20 +69,8 @@ async def create_org(ctx: Context, name: str, owner_username: str) -> Bootstrap:
     pw_hash = await ctx.cpu(ctx.passwords.hash, password)
 
     def work(ch: Changes) -> Bootstrap:
-        org = Org(id=OrgId(new_id()), name=clean, created_at=ch.now)
-        account_store.insert_org(ch.tx, org)
-        owner = User(
-            id=UserId(new_id()),
-            org_id=org.id,
-            username=username,
-            display_name="Administrator",
-            role=OrgRole.OWNER,
-            is_active=True,
-            must_change_password=True,
-            created_at=ch.now,
-        )
         try:
-            account_store.insert_user(ch.tx, owner, pw_hash)
+            org, owner = insert_org_with_owner(ch, clean, username, pw_hash)
         except UniqueViolation:
             raise Conflict("username_taken", f"username {username!r} is taken") from None
         _audit(
