@@ -169,9 +169,9 @@ async def test_admin_creates_deactivates_and_reactivates_accounts(web: Web, org:
 
     form = screen.get_by_test_id("person-create")
     # Admins cannot give the owner or admin role.
-    roles = await form.locator("select[name=role] option").evaluate_all(
-        "options => options.map(o => o.value)"
-    )
+    role_options = form.locator("select[name=role] option")
+    await expect(role_options).to_have_count(4)
+    roles = await role_options.evaluate_all("options => options.map(o => o.value)")
     assert roles == ["compliance_officer", "department_admin", "member", "guest"]
     await form.locator("input[name=username]").fill("dora")
     await form.locator("input[name=display_name]").fill("Dora Explorer")
@@ -290,11 +290,14 @@ async def test_department_admins_create_accounts_in_their_departments(web: Web, 
     screen = page.get_by_test_id("people")
     form = screen.get_by_test_id("person-create")
     options = "options => options.map(o => o.value)"
-    roles = await form.locator("select[name=role] option").evaluate_all(options)
-    assert roles == ["member", "guest"]
-    # Only her own departments; a department is required of her.
-    places = await form.locator("select[name=department] option").evaluate_all(options)
-    assert places == [eng["id"]]
+    role_options = form.locator("select[name=role] option")
+    await expect(role_options).to_have_count(2)
+    assert await role_options.evaluate_all(options) == ["member", "guest"]
+    # Only her own departments; a department is required of her. The list arrives after the
+    # screen opens, so wait for it before reading it.
+    place_options = form.locator("select[name=department] option")
+    await expect(place_options).to_have_count(1)
+    assert await place_options.evaluate_all(options) == [eng["id"]]
     await form.locator("input[name=username]").fill("erin")
     await form.locator("input[name=password]").fill(PASSWORD)
     await submit_button("person-create", page).click()
