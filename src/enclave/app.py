@@ -16,7 +16,7 @@ from enclave.bus.shared import RedisAlertWindows, RedisPresence, RedisRateLimite
 from enclave.config import Config
 from enclave.crypto.keyring import EnvKeyring, FileKeyring, KeyProvider, KeyringError
 from enclave.crypto.passwords import Passwords
-from enclave.services import alerts
+from enclave.services import alerts, metrics
 from enclave.services.context import Context
 from enclave.services.keys import DataKeys
 from enclave.services.limits import FallbackRateLimiter, MemoryRateLimiter, RateLimiter
@@ -106,7 +106,12 @@ async def _shared_state(config: Config) -> AsyncIterator[SharedState]:
         return
     cfg = config.redis
     async with AsyncExitStack() as stack:
-        link = RedisLink(cfg.url, prefix=cfg.prefix, timeout=cfg.timeout_seconds)
+        link = RedisLink(
+            cfg.url,
+            prefix=cfg.prefix,
+            timeout=cfg.timeout_seconds,
+            on_change=metrics.redis_reachable,
+        )
         stack.push_async_callback(link.close)
         bus = RedisBus(link, node_id)
         alerts.configure(config.alerts, RedisAlertWindows(link))

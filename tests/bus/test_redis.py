@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -25,9 +25,13 @@ ANN, BEN = UserId("a" * 26), UserId("b" * 26)
 
 @contextlib.asynccontextmanager
 async def bus_on(
-    url: str, node: str, prefix: str = "t:", wait: float = 5.0
+    url: str,
+    node: str,
+    prefix: str = "t:",
+    wait: float = 5.0,
+    on_change: Callable[[bool], None] | None = None,
 ) -> AsyncIterator[RedisBus]:
-    link = RedisLink(url, prefix=prefix, timeout=0.5, retry_seconds=0.2)
+    link = RedisLink(url, prefix=prefix, timeout=0.5, retry_seconds=0.2, on_change=on_change)
     bus = RedisBus(link, node, ping_seconds=0.2)
     await bus.start(wait=wait)
     try:
@@ -42,8 +46,14 @@ async def test_a_node_that_lost_redis_reconnects_and_catches_up(
 ) -> None:
     """While Redis is away each node still delivers its own signals at once; when Redis is
     back both reconnect, and the receiving node is told it may have missed signals twice: its
-    own subscription was down, and the other node could not publish."""
-    async with bus_on(private_redis.url, "a") as a, bus_on(private_redis.url, "b") as b:
+    own subscription was down, and the other node could not publish. Each change of reach is
+    reported once (it feeds the `enclave_redis_up` metric)."""
+    reach: list[bool] = []
+    async with (
+        bus_on(private_redis.url, "a", on_change=reach.append) as a,
+        bus_on(private_redis.url, "b") as b,
+    ):
+        assert reach == [True]
         got_a: list[object] = []
         got_b: list[object] = []
         gaps_b: list[int] = []
@@ -64,6 +74,7 @@ async def test_a_node_that_lost_redis_reconnects_and_catches_up(
         await until(lambda: len(gaps_b) >= 1, timeout=10)
         await a.publish(Committed((event(2),)))
         await until(lambda: got_b == [Committed((event(2),))])
+        assert reach == [True, False, True]
 
 
 async def test_a_node_whose_publish_failed_tells_the_others(
@@ -100,7 +111,8 @@ async def test_a_redis_that_never_answers_does_not_stop_a_node(
 ) -> None:
     """Starting without Redis: the bus starts anyway, delivers locally, and connects later."""
     private_redis.kill()
-    async with bus_on(private_redis.url, "a", wait=0.2) as a:
+    reach: list[bool] = []
+    async with bus_on(private_redis.url, "a", wait=0.2, on_change=reach.append) as a:
         assert not a.connected
         got: list[object] = []
         a.subscribe(got.append)
@@ -108,6 +120,7 @@ async def test_a_redis_that_never_answers_does_not_stop_a_node(
         assert len(got) == 1
         private_redis.start()
         await until(lambda: a.connected, timeout=10)
+        assert reach == [False, True]
 
 
 # -- presence over nodes ------------------------------------------------------------------------

@@ -48,7 +48,6 @@ LOCKOUT_AFTER = 4  # failed logins for one account from one address
 LOGIN_BURST = 30  # login attempts per address before the rate limit (one more per minute)
 PER_SENDER = 100  # messages each sender sends; five senders
 SEND_PAUSE = 0.002  # seconds between one sender's messages: the kill lands mid-stream
-_GAUGE = re.compile(r"^enclave_websocket_connections(?:\{[^}]*\})? ([0-9.e+]+)$", re.MULTILINE)
 
 
 @dataclass
@@ -78,26 +77,37 @@ class Cluster:
             timeout=30.0,
         )
 
-    async def connections(self) -> list[int]:
-        """WebSockets open on each live node, from its own /metrics (loopback, no proxy)."""
-        counts = []
+    async def metric(self, name: str) -> list[float | None]:
+        """One unlabelled sample from each node's own /metrics (loopback, no proxy); None for
+        a node killed on purpose."""
+        values: list[float | None] = []
+        pattern = re.compile(rf"^{name} ([0-9.e+]+)$", re.MULTILINE)
         async with httpx.AsyncClient(timeout=10.0) as direct:
             for i, node in enumerate(self.nodes):
                 if i in self.killed:
-                    counts.append(0)
+                    values.append(None)
                     continue
                 resp = await direct.get(f"{node.base_url}/metrics")
                 assert resp.status_code == 200, resp.text
-                found = _GAUGE.search(resp.text)
-                assert found, "no enclave_websocket_connections gauge"
-                counts.append(int(float(found.group(1))))
-        return counts
+                found = pattern.search(resp.text)
+                assert found, f"no {name} on node {i}"
+                values.append(float(found.group(1)))
+        return values
 
-    def assert_redis_kept(self) -> None:
-        """No live node ever fell back to its own memory (a Redis command refused or lost)."""
+    async def connections(self) -> list[int]:
+        """WebSockets open on each live node (0 for a killed one)."""
+        return [int(v or 0) for v in await self.metric("enclave_websocket_connections")]
+
+    async def assert_redis_kept(self) -> None:
+        """No live node ever fell back to its own memory (a Redis command refused or lost),
+        as its log and its metrics tell."""
         for i, node in enumerate(self.nodes):
             if i not in self.killed:
                 assert "Redis lost" not in node.stderr(), node.stderr()[-3000:]
+        live = [v for v in await self.metric("enclave_redis_up") if v is not None]
+        assert live and set(live) == {1.0}
+        lost = [v for v in await self.metric("enclave_redis_lost_total") if v is not None]
+        assert set(lost) == {0.0}
 
     def live_urls(self) -> list[str]:
         """Each live node's own address (not through nginx)."""
@@ -280,7 +290,7 @@ async def test_requests_are_spread_over_the_nodes_and_see_the_real_client(
             assert sessions.status_code == 200, sessions.text
             (current,) = [s for s in sessions.json()["sessions"] if s["current"]]
             assert current["ip"] == "127.0.0.7"
-    cluster.assert_redis_kept()
+    await cluster.assert_redis_kept()
 
 
 async def test_limits_and_lockouts_hold_on_every_node(cluster: Cluster) -> None:
@@ -326,7 +336,7 @@ async def test_limits_and_lockouts_hold_on_every_node(cluster: Cluster) -> None:
         limited = await login_at(node, "127.0.0.10", regular.username, PASSWORD)
         assert limited.status_code == 429, (node, limited.text)
         assert limited.json()["error"]["code"] == "rate_limited"
-    cluster.assert_redis_kept()
+    await cluster.assert_redis_kept()
 
 
 async def test_the_health_check_takes_a_hung_node_out_and_back(cluster: Cluster) -> None:
@@ -545,7 +555,7 @@ async def test_a_node_killed_mid_stream_loses_and_doubles_nothing(cluster: Clust
                     mine = [int(t.split(":")[1]) for t in texts if t.startswith(f"{tag}:")]
                     assert mine == list(range(PER_SENDER)), f"{tag} out of order"
 
-        cluster.assert_redis_kept()
+        await cluster.assert_redis_kept()
         # And the database holds each message once.
         for conv, (created, members, count) in convs.items():
             stored = await _history(client, members[0], conv)

@@ -6,7 +6,7 @@ import asyncio
 from importlib import resources
 from pathlib import Path
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -44,15 +44,23 @@ class OpenApiDocument:
         self._body: bytes | None = None
         self._lock = asyncio.Lock()
 
-    async def response(self) -> Response:
+    async def body(self) -> bytes:
         if self._body is None:
             async with self._lock:  # concurrent first requests build it once
                 if self._body is None:
                     self._body = await asyncio.to_thread(self._render)
-        return Response(self._body, media_type="application/json")
+        return self._body
 
     def _render(self) -> bytes:
         return bytes(JSONResponse(self._app.openapi()).body)
+
+
+async def openapi_document(request: Request) -> Response:
+    """The endpoint is a module function, not a method of the document: FastAPI caches facts
+    about endpoints by identity, and a method would keep every app built (tests build
+    thousands) alive in that cache."""
+    document: OpenApiDocument = request.app.state.openapi
+    return Response(await document.body(), media_type="application/json")
 
 
 def create_api(ctx: Context) -> FastAPI:
@@ -73,8 +81,8 @@ def create_api(ctx: Context) -> FastAPI:
     for module in (routes_orgs, routes_admin, routes_compliance, routes_metrics):
         app.include_router(module.router)
     app.include_router(routes_retention.router)
-    document = OpenApiDocument(app)
-    app.add_api_route(OPENAPI_PATH, document.response, include_in_schema=False)
+    app.state.openapi = OpenApiDocument(app)
+    app.add_api_route(OPENAPI_PATH, openapi_document, include_in_schema=False)
     static_dir = Path(str(resources.files("enclave.web") / "static"))
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
     app.add_middleware(RequestLimits, max_body_bytes=ctx.config.limits.max_body_bytes)

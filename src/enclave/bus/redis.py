@@ -80,14 +80,22 @@ class RedisLink:
     """
 
     def __init__(
-        self, url: str, *, prefix: str, timeout: float = 1.0, retry_seconds: float = 1.0
+        self,
+        url: str,
+        *,
+        prefix: str,
+        timeout: float = 1.0,
+        retry_seconds: float = 1.0,
+        on_change: Callable[[bool], None] | None = None,
     ) -> None:
+        """`on_change(reachable)` is called when Redis counts as lost (False) and back (True)."""
         self.url = url
+        self._on_change = on_change
         self.prefix = prefix
         self.timeout = timeout
         self.retry_seconds = retry_seconds
         self._down_until = 0.0
-        self._lost = False
+        self._lost: bool | None = None  # not known before the first command or subscription
         # No retries inside redis-py: a lost Redis must show at once, and the bus reconnects.
         self.client: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -111,15 +119,20 @@ class RedisLink:
 
     def lost(self, exc: BaseException | str) -> None:
         self._down_until = time.monotonic() + self.retry_seconds
-        if not self._lost:
+        if self._lost is not True:
             self._lost = True
             log.warning("Redis lost (%s); serving from this node's memory until it is back", exc)
+            if self._on_change is not None:
+                self._on_change(False)
 
     def back(self) -> None:
         self._down_until = 0.0
-        if self._lost:
+        if self._lost is not False:
+            if self._lost:
+                log.warning("Redis is back")
             self._lost = False
-            log.warning("Redis is back")
+            if self._on_change is not None:
+                self._on_change(True)
 
     # -- names ------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ __all__ = [
     "audit_entry",
     "failed_login",
     "rate_limited",
+    "redis_reachable",
     "render",
     "sample",
     "websocket_closed",
@@ -60,6 +61,13 @@ _WEBSOCKETS = Gauge(
     "enclave_websocket_connections", "WebSocket connections open now.", registry=REGISTRY
 )
 
+_REDIS_UP: Gauge | None = None  # registered by the first node that uses Redis
+_REDIS_LOST = Counter(
+    "enclave_redis_lost",
+    "Times this node lost Redis and went on from its own memory (a cluster node only).",
+    registry=REGISTRY,
+)
+
 
 def audit_entry(action: str, outcome: str) -> None:
     _AUDIT_ENTRIES.labels(action=action, outcome=outcome).inc()
@@ -84,6 +92,22 @@ def websocket_opened() -> None:
 
 def websocket_closed() -> None:
     _WEBSOCKETS.dec()
+
+
+def redis_reachable(up: bool) -> None:
+    """A cluster node's view of Redis: `enclave_redis_up` is 1 while Redis answers, 0 while the
+    node serves from its own memory (local limits and presence, signals to this node only). One
+    node without Redis has no such series."""
+    global _REDIS_UP
+    if _REDIS_UP is None:
+        _REDIS_UP = Gauge(
+            "enclave_redis_up",
+            "1 while this node reaches Redis, 0 while it serves from its own memory.",
+            registry=REGISTRY,
+        )
+    _REDIS_UP.set(1 if up else 0)
+    if not up:
+        _REDIS_LOST.inc()
 
 
 def render() -> tuple[bytes, str]:
