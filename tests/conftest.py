@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import secrets
 import shutil
@@ -39,6 +40,11 @@ PG_URL = os.environ.get("ENCLAVE_TEST_POSTGRES_URL", "postgresql://postgres@127.
 REDIS_URL = os.environ.get("ENCLAVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_PASSWORD = "correct horse battery staple"
+
+# httpx logs every request at INFO. Clients on background threads (the web tests' next
+# organization is built while a test runs) would write those lines into a test's log capture
+# after it closed ("--- Logging error ---"). Tests put the response in their assertion messages.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # The cheapest Argon2id settings the configuration accepts: fast tests, same code path. Tests
 # make many requests quickly from one address, so the rate limits and the login lockout are set
