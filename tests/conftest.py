@@ -301,6 +301,43 @@ def _timed_handle_run(handle: asyncio.events.Handle) -> None:
 
 asyncio.events.Handle._run = _timed_handle_run  # type: ignore[method-assign]
 
+# asyncio's debug mode is off (pyproject.toml): it records the creation stack of every callback,
+# future and task, a quarter of an in-process test's CPU. Of what it checks, the blocked loop
+# is measured above, and a call from a thread other than the loop's is refused here, as debug
+# mode would: such a call corrupts the loop's state without any error.
+_call_soon = asyncio.base_events.BaseEventLoop.call_soon
+_call_at = asyncio.base_events.BaseEventLoop.call_at
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> None:
+    owner = getattr(loop, "_thread_id", None)
+    if owner is not None and owner != threading.get_ident():
+        raise RuntimeError(
+            "Non-thread-safe operation invoked on an event loop other than the current one"
+        )
+
+
+def _checked_call_soon(
+    self: asyncio.base_events.BaseEventLoop, callback: Any, *args: Any, context: Any = None
+) -> asyncio.Handle:
+    _on_loop_thread(self)
+    return _call_soon(self, callback, *args, context=context)
+
+
+def _checked_call_at(
+    self: asyncio.base_events.BaseEventLoop,
+    when: float,
+    callback: Any,
+    *args: Any,
+    context: Any = None,
+) -> asyncio.TimerHandle:
+    _on_loop_thread(self)
+    return _call_at(self, when, callback, *args, context=context)
+
+
+asyncio.base_events.BaseEventLoop.call_soon = _checked_call_soon  # type: ignore[method-assign]
+asyncio.base_events.BaseEventLoop.call_at = _checked_call_at  # type: ignore[method-assign]
+
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Move everything loaded so far (the libraries, the collected tests: some 450,000 objects)
