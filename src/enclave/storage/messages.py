@@ -107,21 +107,20 @@ def spent_digest(sender_id: str, client_msg_id: str) -> str:
 
 
 def earlier_send(tx: Tx, sender_id: UserId, client_msg_id: str) -> EarlierSend | None:
-    """The earlier send with this key, or None if there was none. One statement: the message
-    row if it still exists, and whether retention deleted one with this key."""
+    """The earlier send with this key, or None if there was none."""
     row = tx.fetchone(
-        "SELECT m.*, (SELECT 1 FROM spent_client_msg_ids WHERE digest = ?) AS spent"
-        " FROM (SELECT 1 AS probe) AS probe"
-        " LEFT JOIN messages AS m ON m.sender_id = ? AND m.client_msg_id = ?",
-        (spent_digest(sender_id, client_msg_id), sender_id, client_msg_id),
+        "SELECT * FROM messages WHERE sender_id = ? AND client_msg_id = ?",
+        (sender_id, client_msg_id),
     )
-    if row is None:  # not reached: the probe always yields one row
-        return None
-    if row["id"] is not None:
+    if row is not None:
         if row["retention_hidden_at"] is not None:
             return EarlierSend(None)
         return EarlierSend(_message(tx, row, _reactions_of(tx, MessageId(row["id"]))))
-    return EarlierSend(None) if row["spent"] is not None else None
+    spent = tx.fetchone(
+        "SELECT 1 AS spent FROM spent_client_msg_ids WHERE digest = ?",
+        (spent_digest(sender_id, client_msg_id),),
+    )
+    return EarlierSend(None) if spent is not None else None
 
 
 def remember_spent(tx: Tx, message_id: str) -> None:
