@@ -69,6 +69,35 @@ async def test_typing_reaches_members_but_not_the_typist_nor_outsiders(
         assert not [x for x in await _quiet_for(e, 0.3) if x.type == "typing"]
 
 
+async def test_a_read_only_member_types_nothing(
+    world: World, client: httpx.AsyncClient, live: Live
+) -> None:
+    """Typing is shown only for those who may post: Bob made a reader types nothing, and types
+    again once he is a member again."""
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await _group(client, alice, bob)
+
+    async def make(role: str) -> None:
+        resp = await client.patch(
+            f"/api/v1/conversations/{conv}/members/{bob.id}",
+            json={"role": role},
+            headers=alice.headers,
+        )
+        assert resp.status_code == 200, resp.text
+
+    await make("reader")
+    async with live.stream(alice.token) as a, live.stream(bob.token) as b:
+        for s in (a, b):
+            await s.wait_synced()
+        await b.typing(conv)
+        assert not [x for x in await _quiet_for(a, 0.5) if x.type == "typing"]
+        await make("member")
+        await asyncio.sleep(2.1)  # one typing frame per 2 s per conversation counts
+        await b.typing(conv)
+        got = await collect(a, lambda xs: any(x.type == "typing" for x in xs))
+        assert [x.data["user_id"] for x in got if x.type == "typing"] == [bob.id]
+
+
 async def test_presence_follows_devices_and_stays_inside_the_org(
     world: World, client: httpx.AsyncClient, live: Live, ctx: Context
 ) -> None:

@@ -38,7 +38,7 @@ from enclave.realtime.connection import CloseCode, Connection
 from enclave.realtime.follow import Followed
 from enclave.realtime.frames import event_frame, ws_frame
 from enclave.realtime.presence import PresenceTracker
-from enclave.services import accounts, metrics, sync
+from enclave.services import accounts, conversations, metrics, sync
 from enclave.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -376,7 +376,13 @@ class Hub:
     async def typing(
         self, conn: Connection, conv: ConversationId, thread_root_id: str | None
     ) -> None:
-        if conv in conn.delivered and conn.allow_typing(conv):
+        """Tell the conversation someone is typing: only a member who may post there (a
+        read-only member or a non-moderator in an announcement channel types nothing)."""
+        if (
+            conv in conn.delivered
+            and conn.allow_typing(conv)
+            and await conversations.may_post(self._ctx, conn.user, conv)
+        ):
             await self._ctx.bus.publish(Typing(conv, conn.user_id, thread_root_id))
 
     async def presence_states(self, user_ids: list[UserId]) -> dict[UserId, PresenceStatus]:

@@ -144,6 +144,20 @@ async def get(ctx: Context, actor: User, conv_id: str) -> ConversationSummary:
     return await ctx.db.read(work)
 
 
+async def may_post(ctx: Context, actor: User, conv_id: str) -> bool:
+    """May `actor` post in this conversation now? (Typing indicators are shown only for those
+    who may: not a read-only member, not a member of an announcement channel.)"""
+
+    def work(tx: Tx) -> bool:
+        try:
+            gates.conversation(tx, actor, conv_id, ConvAction.POST)
+        except (NotFound, Forbidden, Conflict):
+            return False
+        return True
+
+    return await ctx.db.read(work)
+
+
 async def list_mine(ctx: Context, actor: User) -> list[ConversationSummary]:
     """The actor's conversations, most recently active first, with unread counts."""
 
