@@ -42,22 +42,23 @@ async def send(
 
     def work(ch: Changes) -> Sent:
         earlier = store.earlier_send(ch.tx, actor.id, cmid)
-        if earlier is not None and earlier.message is None:
-            # Retention removed the original: deleted, or hidden because a legal hold keeps it.
-            # Both answer alike (the deleted one's conversation is not even known), so a retry
-            # tells the sender nothing about holds; and nothing is posted a second time.
-            gates.conversation(ch.tx, actor, conv_id, ConvAction.VIEW)
-            raise Conflict(
-                "message_expired", "this message was sent earlier and retention has removed it"
-            )
-        if earlier is not None and earlier.message is not None:
-            if earlier.message.conversation_id != conv_id:
+        if earlier is not None:
+            original = earlier.message
+            if original is not None and original.conversation_id != conv_id:
                 raise Conflict(
                     "idempotency_conflict", "client_msg_id was used in another conversation"
                 )
             # A sender who may no longer see the conversation must not read it through a retry.
             gates.conversation(ch.tx, actor, conv_id, ConvAction.VIEW)
-            return Sent(earlier.message, created=False)
+            if original is None:
+                # Retention removed it: deleted, or hidden because a legal hold keeps it. Both
+                # answer alike (a deleted one's conversation is not even known), so a retry
+                # tells the sender nothing about holds, and nothing is posted a second time.
+                raise Conflict(
+                    "message_expired",
+                    "this message was sent earlier and retention has removed it",
+                )
+            return Sent(original, created=False)
         conv, _ = gates.conversation(ch.tx, actor, conv_id, ConvAction.POST)
         root: Message | None = None
         if thread_root_id is not None:
