@@ -159,6 +159,20 @@ async def cast(world: World, client: httpx.AsyncClient) -> Cast:
 # -- building an example ------------------------------------------------------------------------
 
 KINDS = ["group", "public", "private", "announcement"]
+# One to three conversations: (kind, index of the creator, {index of a member: their role}).
+CONVERSATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(KINDS),
+        st.integers(0, N),
+        st.dictionaries(
+            st.integers(0, N - 1),
+            st.sampled_from(["member", "moderator", "reader"]),
+            max_size=4,
+        ),
+    ),
+    min_size=1,
+    max_size=3,
+)
 ConvSpec = tuple[str, int, dict[int, str]]
 
 
@@ -361,19 +375,7 @@ async def check(client: httpx.AsyncClient, c: Cast, fresh: list[str]) -> None:
     tree=st.lists(st.integers(-1, 3), min_size=1, max_size=4),
     places=st.lists(st.integers(-1, 3), min_size=N, max_size=N),
     admin_of=st.lists(st.integers(-1, 3), min_size=N, max_size=N),
-    convs=st.lists(
-        st.tuples(
-            st.sampled_from(KINDS),
-            st.integers(0, N),
-            st.dictionaries(
-                st.integers(0, N - 1),
-                st.sampled_from(["member", "moderator", "reader"]),
-                max_size=4,
-            ),
-        ),
-        min_size=1,
-        max_size=3,
-    ),
+    convs=CONVERSATIONS,
 )
 async def test_nobody_sees_or_does_what_the_table_denies(
     world: World,

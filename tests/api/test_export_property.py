@@ -38,7 +38,16 @@ from hypothesis import strategies as st
 from enclave.domain.ids import new_id
 from enclave.services import exports
 from tests.api.helpers import API
-from tests.api.test_access_property import KINDS, OWNER, ROLES, Cast, ConvSpec, N, build, cast
+from tests.api.test_access_property import (
+    CONVERSATIONS,
+    OWNER,
+    ROLES,
+    Cast,
+    ConvSpec,
+    N,
+    build,
+    cast,
+)
 from tests.conftest import World
 
 EXPORTS = f"{API}/compliance/exports"
@@ -225,19 +234,7 @@ async def check_own_exports(client: httpx.AsyncClient, c: Cast) -> None:
 @given(
     roles=st.lists(st.sampled_from(ROLES), min_size=N, max_size=N),
     trent=st.sampled_from(["member", "compliance_officer"]),
-    convs=st.lists(
-        st.tuples(
-            st.sampled_from(KINDS),
-            st.integers(0, N),
-            st.dictionaries(
-                st.integers(0, N - 1),
-                st.sampled_from(["member", "moderator", "reader"]),
-                max_size=4,
-            ),
-        ),
-        min_size=1,
-        max_size=3,
-    ),
+    convs=CONVERSATIONS,
     picks=st.lists(st.integers(0, N), max_size=2),
 )
 async def test_nobody_exports_what_the_table_denies(
