@@ -11,6 +11,7 @@ failure in CI).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -85,16 +86,25 @@ def postgres_url() -> str:
     return PG_URL
 
 
-@pytest.fixture
-def pg_schema_url(postgres_url: str) -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
-    schema = "t_" + secrets.token_hex(6)
+@contextlib.contextmanager
+def fresh_schema(postgres_url: str, prefix: str = "t_") -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new schema, dropped on exit."""
+    schema = prefix + secrets.token_hex(6)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    try:
+        yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    """A fresh schema for one test."""
+    with fresh_schema(postgres_url) as url:
+        yield url
 
 
 def redis_ping(host: str, port: int) -> str | None:

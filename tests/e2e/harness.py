@@ -270,3 +270,29 @@ async def login(client: httpx.AsyncClient, username: str, password: str) -> str:
     )
     assert resp.status_code == 200, resp.text
     return str(resp.json()["token"])
+
+
+async def send_until_stored(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    conv: str,
+    key: str,
+    text: str,
+    attempts: int = 600,
+) -> None:
+    """What a real client does: retry a send with the same client_msg_id until the server
+    has it. Only an outage (a transport error or a 5xx) may delay a valid send."""
+    body = {"client_msg_id": key, "text": text}
+    for _ in range(attempts):
+        try:
+            resp = await client.post(
+                f"/api/v1/conversations/{conv}/messages", json=body, headers=headers
+            )
+        except httpx.TransportError:
+            await asyncio.sleep(0.05)
+            continue
+        if resp.status_code in (200, 201):
+            return
+        assert resp.status_code >= 500, resp.text
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{key} was never stored")

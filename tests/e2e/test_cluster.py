@@ -28,12 +28,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
 import pytest
 import redis
 
 from enclave_client.stream import EventStream
-from tests.e2e.harness import ServerProcess, bearer, login, start_server
+from tests.conftest import fresh_schema
+from tests.e2e.harness import ServerProcess, bearer, login, send_until_stored, start_server
 from tests.e2e.nginx import Nginx, start_nginx
 from tests.e2e.test_acceptance import OWNER_PASSWORD, PASSWORD, take_over_owner
 from tests.e2e.test_tls import write_ca_and_leaf
@@ -131,13 +131,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster_database(postgres_url: str) -> Iterator[str]:
     """One PostgreSQL schema shared by the nodes of this module's cluster."""
-    schema = "t_cluster_" + secrets.token_hex(6)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema(postgres_url, "t_cluster_") as url:
+        yield url
 
 
 def node_env(tmp: Path, redis_url: str, prefix: str) -> dict[str, str]:
@@ -396,27 +391,6 @@ async def test_the_health_check_takes_a_hung_node_out_and_back(cluster: Cluster)
     assert address in await answered_by(3 * NODES)
 
 
-async def _send_until_stored(
-    client: httpx.AsyncClient, who: Person, conv: str, key: str, text: str
-) -> None:
-    """A REST client's send: retried with the same client_msg_id until the cluster has it.
-    nginx never retries a POST that reached a node, so the node's death shows here as a 503."""
-    body = {"client_msg_id": key, "text": text}
-    for _ in range(400):
-        try:
-            resp = await client.post(
-                f"/api/v1/conversations/{conv}/messages", json=body, headers=who.headers
-            )
-        except httpx.TransportError:
-            await asyncio.sleep(0.05)
-            continue
-        if resp.status_code in (200, 201):
-            return
-        assert resp.status_code >= 500, resp.text  # only an outage may delay a valid send
-        await asyncio.sleep(0.05)
-    pytest.fail(f"{key} was never stored")
-
-
 @dataclass
 class Device:
     """One person's stream, and every message event it yielded."""
@@ -503,7 +477,10 @@ async def test_a_node_killed_mid_stream_loses_and_doubles_nothing(cluster: Clust
 
             async def rest_sender(who: Person, conv: str, tag: str) -> None:
                 for n in range(PER_SENDER):
-                    await _send_until_stored(client, who, conv, f"{tag}-{n}", f"{tag}:{n}")
+                    # nginx never retries a POST that reached a node: its death shows as a 503.
+                    await send_until_stored(
+                        client, who.headers, conv, f"{tag}-{n}", f"{tag}:{n}", attempts=400
+                    )
                     await asyncio.sleep(SEND_PAUSE)
 
             senders = asyncio.gather(

@@ -12,6 +12,7 @@ import pytest
 
 from enclave_client.stream import EventStream
 from tests.e2e.conftest import Servers
+from tests.e2e.harness import send_until_stored
 from tests.e2e.test_acceptance import Person, build_org
 
 pytestmark = pytest.mark.e2e
@@ -23,26 +24,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def _send_until_stored(
-    client: httpx.AsyncClient, who: Person, conv: str, key: str, text: str
-) -> None:
-    """What a real client does: retry with the same client_msg_id until the server has it."""
-    body = {"client_msg_id": key, "text": text}
-    for _ in range(600):
-        try:
-            resp = await client.post(
-                f"/api/v1/conversations/{conv}/messages", json=body, headers=who.headers
-            )
-        except httpx.TransportError:
-            await asyncio.sleep(0.05)
-            continue
-        if resp.status_code in (200, 201):
-            return
-        assert resp.status_code >= 500, resp.text  # only an outage may delay a valid send
-        await asyncio.sleep(0.05)
-    pytest.fail(f"{key} was never stored")
 
 
 async def test_cut_off_and_server_restart_lose_and_double_nothing(
@@ -66,7 +47,7 @@ async def test_cut_off_and_server_restart_lose_and_double_nothing(
 
         async def sender(i: int, who: Person, conv: str) -> None:
             for n in range(PER_SENDER):
-                await _send_until_stored(client, who, conv, f"t{i}-{n}", f"{i}:{n}")
+                await send_until_stored(client, who.headers, conv, f"t{i}-{n}", f"{i}:{n}")
 
         async def watch(stream: EventStream, until: int) -> None:
             async for item in stream:

@@ -25,6 +25,7 @@ from enclave.storage.migrate import (
     load_migrations,
 )
 from enclave.storage.sqlite import SqliteDatabase
+from tests.conftest import fresh_schema
 
 
 class Boom(Exception):
@@ -272,15 +273,8 @@ async def fresh_url(
         yield str(tmp_path / "fresh.db")
         return
     base: str = request.getfixturevalue("postgres_url")
-    schema = "t_fresh_" + new_id()[:12]
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema(base, "t_fresh_") as url:
+        yield url
 
 
 def migrate(backend: str, url: str) -> list[int]:
