@@ -3,13 +3,14 @@ channels, members and presence, sessions and log-out, and the unread count in th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
 
 import httpx
 import pytest
-from playwright.async_api import WebSocketRoute, expect
+from playwright.async_api import Route, WebSocketRoute, expect
 
 from tests.web.conftest import RECONNECT_TIMEOUT_MS, Org, Web, log_in
 from tests.web.ui import (
@@ -143,6 +144,37 @@ async def test_mention_autocomplete_inserts_the_username(web: Web, org: Org) -> 
     seen = message(bob.page, tail)
     await expect(seen).to_have_count(1)
     await expect(seen.get_by_test_id("message-text")).to_contain_text(f"ping @bob {tail}")
+
+
+async def test_mention_list_appears_when_members_arrive_after_the_at_sign(
+    web: Web, org: Org
+) -> None:
+    """Someone who types "@ca" before the conversation's members have loaded (a slow network)
+    gets the list as soon as they arrive, without another key press."""
+    alice = await web.open(org.alice)
+    released = asyncio.Event()
+    held: list[str] = []
+
+    async def hold(route: Route) -> None:
+        held.append(route.request.url)
+        await released.wait()
+        await route.continue_()
+
+    await alice.page.route(re.compile(rf"/api/v1/conversations/{org.group.id}/members"), hold)
+    await open_conversation(alice.page, org.group.id)
+    composer = alice.page.get_by_test_id("composer")
+    await composer.press_sequentially("hi @ca")
+    assert held, "the members request was not made when the conversation opened"
+    options = alice.page.get_by_test_id("mention-option")
+    await expect(options).to_have_count(0)
+
+    released.set()
+    carol = options.and_(alice.page.locator('[data-username="carol"]'))
+    await expect(carol).to_be_visible()
+    await expect(options).to_have_count(1)
+    await composer.press("Enter")
+    await expect(composer).to_have_value("hi @carol ")
+    await expect(options).to_have_count(0)
 
 
 async def test_conversation_search_filters_the_list_by_name(web: Web, org: Org) -> None:

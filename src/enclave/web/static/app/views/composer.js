@@ -15,6 +15,7 @@ export function composer(opts) {
   let options = [];
   let active = 0;
   let mention = null; // {start, query}
+  let dismissed = false; // Escape closed the list: data arriving later does not reopen it
 
   const listId = uid();
   const box = h("textarea", {
@@ -108,6 +109,7 @@ export function composer(opts) {
   box.addEventListener("compositionend", () => { composing = false; });
   box.addEventListener("blur", () => { composing = false; });
   box.addEventListener("input", () => {
+    dismissed = false;
     state.drafts.set(opts.draftKey, box.value);
     autosize();
     updateMentions();
@@ -120,6 +122,7 @@ export function composer(opts) {
   box.addEventListener("keydown", (ev) => {
     // keyCode 229 is what browsers report for keys that go to an IME.
     const imeBusy = ev.isComposing || composing || ev.keyCode === 229;
+    if (ev.key === "Escape" && !imeBusy) dismissed = true;
     if (options.length && !imeBusy) {
       if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
         ev.preventDefault();
@@ -149,5 +152,10 @@ export function composer(opts) {
 
   const el = h("div", { class: "composer" }, list, h("div", { class: "composer-row" }, box, sendBtn));
   queueMicrotask(autosize);
-  return { el, box, refresh: () => { box.disabled = !!archived(); sendBtn.disabled = !!archived(); } };
+  // Members and their profiles load after the view opens: someone who typed "@bo" before they
+  // arrived gets the list as soon as they do, without typing another key.
+  const membersChanged = () => {
+    if (document.activeElement === box && !dismissed) updateMentions();
+  };
+  return { el, box, membersChanged, refresh: () => { box.disabled = !!archived(); sendBtn.disabled = !!archived(); } };
 }

@@ -161,8 +161,13 @@ export function conversationView(scope, actions, { phone }) {
   scope.add(() => document.removeEventListener("click", outside));
 
   scope.on(`messages:${convId}`, () => renderList());
-  scope.on(`members:${convId}`, () => { renderList(); });
-  scope.on("users", () => { title.textContent = conversationName(conv); renderList({ force: "*" }); renderTyping(); });
+  scope.on(`members:${convId}`, () => { renderList(); comp.membersChanged(); });
+  scope.on("users", () => {
+    title.textContent = conversationName(conv);
+    renderList({ force: "*" });
+    renderTyping();
+    comp.membersChanged();
+  });
   scope.on(`typing:${convId}`, renderTyping);
   scope.on("convs", () => {
     title.textContent = conversationName(conv);

@@ -62,7 +62,8 @@ export function threadPanel(scope, actions) {
   });
 
   scope.on("thread", render);
-  scope.on("users", render);
+  scope.on("users", () => { render(); comp.membersChanged(); });
+  scope.on(`members:${th.convId}`, comp.membersChanged);
   scope.on(`typing:${th.convId}`, renderTyping);
   queueMicrotask(() => { render(); comp.box.focus(); });
   return panel;
