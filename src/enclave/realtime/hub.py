@@ -301,16 +301,18 @@ class Hub:
         before, conn.user = conn.user, state.user
         if (before.role, before.department_id) == (state.user.role, state.user.department_id):
             return
-        conn.send_json({"type": "account.updated", "user": wire.user(state.user)})
-        if not conn.watching:
-            return
-        # A guest, say, may no longer see everyone whose presence this socket watches.
-        try:
-            visible = set(await sync.same_org_users(self._ctx, conn.user, list(conn.watching)))
-        except Exception:
-            log.exception("re-checking presence watches failed; dropping them")
-            visible = set()
-        self.unwatch(conn, [u for u in conn.watching if u not in visible])
+        if conn.watching:
+            # A guest, say, may no longer see everyone whose presence this socket watches. The
+            # watches are cut before the client hears of the change, so that no presence it may
+            # no longer see follows `account.updated`.
+            try:
+                visible = set(await sync.same_org_users(self._ctx, conn.user, list(conn.watching)))
+            except Exception:
+                log.exception("re-checking presence watches failed; dropping them")
+                visible = set()
+            self.unwatch(conn, [u for u in conn.watching if u not in visible])
+        if conn.alive:
+            conn.send_json({"type": "account.updated", "user": wire.user(state.user)})
 
     # -- catch-up -------------------------------------------------------------------------------
 
