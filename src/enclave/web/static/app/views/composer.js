@@ -7,9 +7,9 @@ import { state, membersOf } from "../store.js";
 const TYPING_EVERY = 2000;
 const MAX_OPTIONS = 8;
 
-/** opts: {convId, threadRootId, testid, sendTestid, draftKey, actions, label} */
+/** opts: {scope, convId, threadRootId, testid, sendTestid, draftKey, actions, label} */
 export function composer(opts) {
-  const { convId, threadRootId = null, actions } = opts;
+  const { scope, convId, threadRootId = null, actions } = opts;
   let composing = false;
   let lastTyping = 0;
   let options = [];
@@ -157,5 +157,7 @@ export function composer(opts) {
   const membersChanged = () => {
     if (document.activeElement === box && !dismissed) updateMentions();
   };
-  return { el, box, membersChanged, refresh: () => { box.disabled = !!archived(); sendBtn.disabled = !!archived(); } };
+  scope.on(`members:${convId}`, membersChanged);
+  scope.on("users", membersChanged);
+  return { el, box, refresh: () => { box.disabled = !!archived(); sendBtn.disabled = !!archived(); } };
 }

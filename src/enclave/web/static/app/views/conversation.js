@@ -52,7 +52,7 @@ export function conversationView(scope, actions, { phone }) {
   }
   renderNote();
   const comp = composer({
-    convId, testid: "composer", sendTestid: "send", draftKey: convId, actions,
+    scope, convId, testid: "composer", sendTestid: "send", draftKey: convId, actions,
     label: t("composer.label", { name: conversationName(conv) }), placeholder: t("composer.placeholder"),
   });
   comp.refresh();
@@ -161,13 +161,8 @@ export function conversationView(scope, actions, { phone }) {
   scope.add(() => document.removeEventListener("click", outside));
 
   scope.on(`messages:${convId}`, () => renderList());
-  scope.on(`members:${convId}`, () => { renderList(); comp.membersChanged(); });
-  scope.on("users", () => {
-    title.textContent = conversationName(conv);
-    renderList({ force: "*" });
-    renderTyping();
-    comp.membersChanged();
-  });
+  scope.on(`members:${convId}`, () => { renderList(); });
+  scope.on("users", () => { title.textContent = conversationName(conv); renderList({ force: "*" }); renderTyping(); });
   scope.on(`typing:${convId}`, renderTyping);
   scope.on("convs", () => {
     title.textContent = conversationName(conv);

@@ -15,7 +15,7 @@ export function threadPanel(scope, actions) {
   const status = h("p", { class: "muted center" });
   const typing = h("p", { class: "typing muted", attrs: { "aria-live": "polite" } });
   const comp = composer({
-    convId: th.convId, threadRootId: th.rootId, testid: "thread-composer", sendTestid: "thread-send",
+    scope, convId: th.convId, threadRootId: th.rootId, testid: "thread-composer", sendTestid: "thread-send",
     draftKey: `t:${th.rootId}`, actions, label: t("thread.composerLabel"), placeholder: t("thread.placeholder"),
   });
   comp.refresh();
@@ -62,8 +62,7 @@ export function threadPanel(scope, actions) {
   });
 
   scope.on("thread", render);
-  scope.on("users", () => { render(); comp.membersChanged(); });
-  scope.on(`members:${th.convId}`, comp.membersChanged);
+  scope.on("users", render);
   scope.on(`typing:${th.convId}`, renderTyping);
   queueMicrotask(() => { render(); comp.box.focus(); });
   return panel;
