@@ -311,8 +311,7 @@ class Hub:
                 log.exception("re-checking presence watches failed; dropping them")
                 visible = set()
             self.unwatch(conn, [u for u in conn.watching if u not in visible])
-        if conn.alive:
-            conn.send_json({"type": "account.updated", "user": wire.user(state.user)})
+        conn.send_json({"type": "account.updated", "user": wire.user(state.user)})
 
     # -- catch-up -------------------------------------------------------------------------------
 
