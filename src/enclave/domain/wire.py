@@ -13,10 +13,12 @@ from enclave.domain.models import (
     Member,
     Message,
     MessageVersion,
+    OrgRole,
     ReactionSummary,
     Terms,
     User,
 )
+from enclave.domain.policy import Capabilities
 
 
 def user(u: User) -> dict[str, Any]:
@@ -150,4 +152,15 @@ def terms(t: Terms | None, accepted_at: int | None) -> dict[str, Any]:
         "published_at": t.published_at if t else None,
         "accepted": t is None or accepted_at is not None,
         "accepted_at": accepted_at,
+    }
+
+
+def capabilities(c: Capabilities) -> dict[str, Any]:
+    """Roles in the order of `OrgRole`; every org action with its reach."""
+    return {
+        "actions": {action.value: scope.value for action, scope in c.actions.items()},
+        "grant_roles": [r.value for r in OrgRole if r in c.grant_roles],
+        "set_roles": [r.value for r in OrgRole if r in c.set_roles],
+        "administered_roles": [r.value for r in OrgRole if r in c.administered_roles],
+        "department_ids": list(c.department_ids),
     }
