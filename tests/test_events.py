@@ -20,6 +20,7 @@ from enclave import codec
 from enclave.domain import wire
 from enclave.domain.events import (
     PAYLOADS,
+    ConversationCreated,
     ConversationSnapshot,
     EventType,
     MessageSnapshot,
@@ -136,6 +137,16 @@ def test_stored_rows_of_every_type_are_read_back_byte_for_byte() -> None:
     assert {t for t, _ in STORED} == set(EventType)
     for type_, text in STORED:
         assert codec.dumps_text(payload_from_json(type_, codec.loads(text)).to_json()) == text
+
+
+def test_rows_stored_before_announcement_channels_are_read() -> None:
+    old = (
+        '{"conversation":{"id":"c1","kind":"group","name":"g","topic":"","visibility":"private",'
+        '"archived":false,"created_by":"u1","created_at":1,"last_seq":0},"member_ids":["u1"]}'
+    )
+    payload = payload_from_json(EventType.CONVERSATION_CREATED, codec.loads(old))
+    assert isinstance(payload, ConversationCreated)
+    assert payload.conversation.announcement is False
 
 
 @pytest.mark.parametrize(

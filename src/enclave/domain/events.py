@@ -16,6 +16,7 @@ import dataclasses
 import enum
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Self, Union
@@ -86,85 +87,133 @@ class _Json:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in _plan(type(self)):
             value = getattr(self, f.name)
-            if f.metadata.get("omit_default") and value == f.default:
+            if f.omit and value == f.default:
                 continue
-            out[f.name] = _encode(value)
+            out[f.name] = value if f.encode is None else f.encode(value)
         return out
 
     @classmethod
     def from_json(cls, data: object) -> Self:
         """The record `to_json` wrote; ValueError for anything else (a missing or unknown key,
         a value of the wrong kind)."""
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             raise ValueError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-        hints = _hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
-        values = {
-            name: _decode(hints[name], data[name], f"{cls.__name__}.{name}")
-            for name in names
-            if name in data
-        }
-        try:
-            return cls(**values)
-        except TypeError as exc:  # a required key is missing
-            raise ValueError(f"{cls.__name__}: {exc}") from exc
+        values: dict[str, Any] = {}
+        for f in _plan(cls):
+            if f.name in data:
+                try:
+                    values[f.name] = f.decode(data[f.name])
+                except ValueError as exc:
+                    raise ValueError(f"{cls.__name__}.{f.name}: {exc}") from None
+            elif f.required:
+                raise ValueError(f"{cls.__name__}: missing key {f.name!r}")
+        if len(values) != len(data):
+            unknown = sorted(set(data) - set(values))
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
+        return cls(**values)
 
 
-_HINTS: dict[type[Any], dict[str, Any]] = {}
+# -- each record class's field converters, worked out once from its type hints ----------------
+
+_Encoder = Callable[[Any], Any]
+_Decoder = Callable[[Any], Any]
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    found = _HINTS.get(cls)
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    encode: _Encoder | None
+    """None: the value is JSON as it is."""
+    decode: _Decoder
+    omit: bool
+    default: Any
+    required: bool
+
+
+_PLANS: dict[type[Any], tuple[_Field, ...]] = {}
+
+
+def _plan(cls: type[Any]) -> tuple[_Field, ...]:
+    found = _PLANS.get(cls)
     if found is None:
-        found = _HINTS[cls] = typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls)
+        found = _PLANS[cls] = tuple(
+            _Field(
+                name=f.name,
+                encode=_encoder(hints[f.name]),
+                decode=_decoder(hints[f.name]),
+                omit=bool(f.metadata.get("omit_default")),
+                default=f.default,
+                required=f.default is dataclasses.MISSING,
+            )
+            for f in dataclasses.fields(cls)
+        )
     return found
 
 
-def _encode(value: object) -> object:
-    if isinstance(value, _Json):
-        return value.to_json()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple):
-        return [_encode(v) for v in value]
-    return value
+def _optional(hint: Any) -> Any | None:
+    """X of `X | None`; None for any other hint."""
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        if type(None) in args:
+            (inner,) = [a for a in args if a is not type(None)]
+            return inner
+    return None
 
 
-def _decode(hint: Any, value: object, where: str) -> Any:
+def _encoder(hint: Any) -> _Encoder | None:
     supertype = getattr(hint, "__supertype__", None)
     if supertype is not None:  # a NewType such as UserId
-        return _decode(supertype, value, where)
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _decode(inner, value, where)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ValueError(f"{where}: expected an array")
-        item = typing.get_args(hint)[0]
-        return tuple(_decode(item, v, where) for v in value)
+        return _encoder(supertype)
+    inner = _optional(hint)
+    if inner is not None:
+        encode = _encoder(inner)
+        return None if encode is None else (lambda v: None if v is None else encode(v))
+    if typing.get_origin(hint) is tuple:
+        item = _encoder(typing.get_args(hint)[0])
+        return list if item is None else (lambda v: [item(x) for x in v])
     if isinstance(hint, type) and issubclass(hint, _Json):
-        return hint.from_json(value)
+        return hint.to_json
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        try:
-            return hint(value)
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from exc
-    if hint is int and (type(value) is not int):
-        raise ValueError(f"{where}: expected an integer")
-    if hint in (str, bool) and type(value) is not hint:
-        raise ValueError(f"{where}: expected {hint.__name__}")
-    if hint not in (int, str, bool):
-        raise ValueError(f"{where}: cannot decode {hint!r}")
-    return value
+        return lambda v: v.value
+    if hint in (int, str, bool):
+        return None
+    raise TypeError(f"an event field cannot be of type {hint!r}")
+
+
+def _decoder(hint: Any) -> _Decoder:
+    supertype = getattr(hint, "__supertype__", None)
+    if supertype is not None:  # a NewType is its supertype at run time
+        return _decoder(supertype)
+    inner = _optional(hint)
+    if inner is not None:
+        decode = _decoder(inner)
+        return lambda v: None if v is None else decode(v)
+    if typing.get_origin(hint) is tuple:
+        item = _decoder(typing.get_args(hint)[0])
+
+        def array(v: Any) -> tuple[Any, ...]:
+            if type(v) is not list:
+                raise ValueError("expected an array")
+            return tuple(item(x) for x in v)
+
+        return array
+    if isinstance(hint, type) and issubclass(hint, _Json):
+        return hint.from_json
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint  # ValueError for a value it does not have
+    if hint in (int, str, bool):
+        kind: type[Any] = hint
+
+        def primitive(v: Any) -> Any:
+            if type(v) is not kind:  # a bool is not an int here
+                raise ValueError(f"expected {kind.__name__}, got {type(v).__name__}")
+            return v
+
+        return primitive
+    raise TypeError(f"an event field cannot be of type {hint!r}")
 
 
 # -- records inside payloads ------------------------------------------------------------------
@@ -247,7 +296,8 @@ class ConversationSnapshot(_Json):
     created_by: UserId
     created_at: int
     last_seq: int
-    announcement: bool
+    announcement: bool = False
+    """Absent from rows stored before announcement channels existed (read as False)."""
 
     @classmethod
     def of(cls, c: Conversation) -> ConversationSnapshot:
