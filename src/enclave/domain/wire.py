@@ -1,4 +1,7 @@
-"""The JSON shape of each record, used by REST responses and stored events alike."""
+"""The JSON shape of each record: the one module that turns records into JSON for REST
+responses, the admin API and exports. Stored events carry their own payload classes
+(`domain/events.py`); their message and conversation snapshots have the keys of `message` and
+`conversation` here (tests/test_events.py checks that)."""
 
 from __future__ import annotations
 
