@@ -15,8 +15,15 @@ import pytest
 
 from enclave.bus.memory import InProcessBus
 from enclave.bus.redis import RedisBus, RedisLink
-from enclave.domain.events import Event, EventType
-from enclave.domain.ids import ConversationId, OrgId, UserId
+from enclave.domain.events import (
+    Event,
+    MemberJoined,
+    MessageCreated,
+    MessageEdited,
+    MessageSnapshot,
+)
+from enclave.domain.ids import ConversationId, MessageId, OrgId, UserId
+from enclave.domain.models import MemberRole
 from enclave.domain.signals import (
     AccessChanged,
     Committed,
@@ -35,16 +42,20 @@ ALICE = UserId("a" * 26)
 ORG = OrgId("o" * 26)
 
 
-def event(
-    seq: int, conv: ConversationId = CONV, type_: EventType = EventType.MESSAGE_CREATED
-) -> Event:
-    return Event(conv, seq, type_, ALICE, 1_800_000_000_000 + seq, {"message": {"text": f"m{seq}"}})
+def event(seq: int, conv: ConversationId = CONV, *, edited: bool = False) -> Event:
+    at = 1_800_000_000_000 + seq
+    message = MessageSnapshot(
+        MessageId(f"{seq:026d}"), conv, seq, ALICE, f"k{seq}", f"m{seq}", None, at,
+        at if edited else None, False, None, 0, None, (), (),
+    )  # fmt: skip
+    payload = MessageEdited(message) if edited else MessageCreated(message)
+    return Event(conv, seq, ALICE, at, payload)
 
 
 # One of every signal type; the test below fails when a type is added without a sample here.
 SAMPLES: list[Signal] = [
-    Committed((event(1), event(2, type_=EventType.MESSAGE_EDITED))),
-    Committed((Event(CONV, 3, EventType.MEMBER_JOINED, ALICE, 5, {"user_id": "b" * 26}),)),
+    Committed((event(1), event(2, edited=True))),
+    Committed((Event(CONV, 3, ALICE, 5, MemberJoined(UserId("b" * 26), MemberRole.MEMBER)),)),
     Typing(CONV, ALICE, None),
     Typing(CONV, ALICE, "r" * 26),
     PresenceChanged(ORG, ALICE, PresenceStatus.AWAY),

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 
 from enclave.config import Config
 from enclave.domain.ids import UserId
-from enclave.domain.models import OrgRole
+from enclave.domain.models import OrgRole, Terms
 from enclave.services.context import Context
 from enclave.storage import accounts as account_store
 from enclave.storage import orgs as org_store
@@ -45,7 +45,7 @@ async def test_changes_made_without_a_signal_reach_sockets_at_the_re_check(
     def publish(tx: Tx) -> None:
         user = account_store.user_by_id(tx, owner.id)
         assert user is not None
-        terms = terms_store.Terms(
+        terms = Terms(
             org_id=user.org_id,
             seq=1,
             version="v1",

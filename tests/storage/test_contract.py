@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from enclave.app import open_database
-from enclave.domain.events import Event, EventType
+from enclave.domain.events import Event, ReadMoved
 from enclave.domain.ids import ConversationId, OrgId, UserId, new_id
 from enclave.domain.models import Conversation, ConversationKind, Org, OrgRole, User, Visibility
 from enclave.services.context import Context
@@ -230,9 +230,7 @@ async def test_next_seq_is_gap_free_under_concurrent_writers(ctx: Context) -> No
         def work(tx: Tx) -> int:
             seq = conversations.next_seq(tx, conv)
             # Stored under the number it took: the event log's key rejects any duplicate.
-            messages.insert_event(
-                tx, Event(conv, seq, EventType.READ_MARKER_MOVED, UserId("w"), 1, {"i": i})
-            )
+            messages.insert_event(tx, Event(conv, seq, UserId("w"), 1, ReadMoved(UserId("w"), i)))
             if fails(i):
                 raise Boom(i)  # a number taken by a unit that rolls back is handed out again
             return seq

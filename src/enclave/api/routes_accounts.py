@@ -12,7 +12,7 @@ from enclave.api.deps import Actor, ClientIp, Ctx, MfaSession, Session, limit_lo
 from enclave.api.errors import ERROR_RESPONSES
 from enclave.domain import wire
 from enclave.domain.models import OrgRole, OrgSettings
-from enclave.services import accounts, mfa
+from enclave.services import accounts, capabilities, mfa
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -57,6 +57,14 @@ async def logout(ctx: Ctx, session: Session, ip: ClientIp) -> Response:
 @router.get("/users/me", response_model=s.UserOut, tags=["users"])
 async def me(session: Session) -> dict[str, Any]:
     return wire.user(session.user)
+
+
+@router.get("/users/me/capabilities", response_model=s.CapabilitiesOut, tags=["users"])
+async def my_capabilities(ctx: Ctx, session: Session) -> dict[str, Any]:
+    """What you may do in your organization, computed from the permission tables
+    (docs/permissions.md): which org actions reach how far, which roles you may give and to
+    whom, and over which departments. Clients show their tools from it."""
+    return wire.capabilities(await capabilities.of(ctx, session.user))
 
 
 @router.post("/users/me/password", status_code=204, tags=["users"])

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from enclave.api import schemas as s
 from enclave.api.deps import Actor, Ctx
 from enclave.api.errors import ERROR_RESPONSES
-from enclave.domain import audit as audit_wire
+from enclave.domain import wire
 from enclave.services import audit
 
 router = APIRouter(prefix="/api/v1/admin", responses=ERROR_RESPONSES, tags=["admin"])
@@ -65,7 +65,7 @@ async def list_audit(
     )
     return {
         "entries": [
-            audit_wire.wire(x.entry, x.actor_username, x.target_username) for x in page.entries
+            wire.audit_entry(x.entry, x.actor_username, x.target_username) for x in page.entries
         ],
         "next_before_seq": page.next_before_seq,
     }

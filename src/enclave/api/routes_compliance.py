@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from enclave.api import schemas_compliance as s
 from enclave.api.deps import Actor, ClientIp, Ctx, Session
 from enclave.api.errors import ERROR_RESPONSES
+from enclave.domain import wire
 from enclave.services import erasure, exports, personal_data, terms
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -113,22 +114,12 @@ async def erase_user(
     return dataclasses.asdict(await erasure.erase(ctx, actor, user_id, ip))
 
 
-def _terms(found: terms.TermsState) -> dict[str, Any]:
-    t = found.terms
-    return {
-        "version": t.version if t else None,
-        "text": t.text if t else None,
-        "published_at": t.published_at if t else None,
-        "accepted": t is None or found.accepted_at is not None,
-        "accepted_at": found.accepted_at,
-    }
-
-
 @router.get("/org/terms", response_model=s.TermsOut, tags=["org"])
 async def get_terms(ctx: Ctx, session: Session) -> dict[str, Any]:
     """Your organization's current terms of use and whether you accepted them (readable before
     accepting them)."""
-    return _terms(await terms.current(ctx, session.user))
+    found = await terms.current(ctx, session.user)
+    return wire.terms(found.terms, found.accepted_at)
 
 
 @router.put("/org/terms", response_model=s.TermsOut, tags=["org"])
@@ -136,7 +127,8 @@ async def publish_terms(body: s.TermsIn, ctx: Ctx, actor: Actor, ip: ClientIp) -
     """Publish new terms of use (owners and admins). Everyone, you included, must accept them
     (`POST /users/me/terms/accept`) before anything else: until then 403
     `terms_acceptance_required`."""
-    return _terms(await terms.publish(ctx, actor, body.version, body.text, ip))
+    found = await terms.publish(ctx, actor, body.version, body.text, ip)
+    return wire.terms(found.terms, found.accepted_at)
 
 
 @router.post("/users/me/terms/accept", response_model=s.TermsOut, tags=["users"])
@@ -144,4 +136,5 @@ async def accept_terms(
     body: s.TermsAcceptIn, ctx: Ctx, session: Session, ip: ClientIp
 ) -> dict[str, Any]:
     """Accept the current terms; `version` must be the one shown (else 409 `terms_outdated`)."""
-    return _terms(await terms.accept(ctx, session.user, body.version, ip))
+    found = await terms.accept(ctx, session.user, body.version, ip)
+    return wire.terms(found.terms, found.accepted_at)

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from enclave.api.deps import Actor, ClientIp, Ctx
 from enclave.api.errors import ERROR_RESPONSES
+from enclave.domain import wire
 from enclave.services import holds, retention
-from enclave.storage.holds import Hold
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -149,21 +149,6 @@ def _policy(p: retention.Policy) -> dict[str, Any]:
     }
 
 
-def _hold(h: Hold) -> dict[str, Any]:
-    return {
-        "id": h.id,
-        "kind": h.kind,
-        "target_id": h.target_id,
-        "reason": h.reason,
-        "active": h.active,
-        "created_by": h.created_by,
-        "created_at": h.created_at,
-        "released_by": h.released_by,
-        "released_at": h.released_at,
-        "release_reason": h.release_reason,
-    }
-
-
 # -- retention -----------------------------------------------------------------------------------
 
 
@@ -228,13 +213,13 @@ async def list_holds(
 ) -> dict[str, Any]:
     """Your organization's legal holds, newest first (compliance officers and the owner)."""
     found = await holds.list_holds(ctx, actor, include_released=include_released, limit=limit)
-    return {"holds": [_hold(h) for h in found]}
+    return {"holds": [wire.hold(h) for h in found]}
 
 
 @router.post("/compliance/holds", status_code=201, response_model=HoldOut, tags=["compliance"])
 async def create_hold(body: HoldIn, ctx: Ctx, actor: Actor, ip: ClientIp) -> dict[str, Any]:
     """Place a legal hold on a person or a conversation; audited as `legal_hold.created`."""
-    return _hold(await holds.create(ctx, actor, body.kind, body.target_id, body.reason, ip=ip))
+    return wire.hold(await holds.create(ctx, actor, body.kind, body.target_id, body.reason, ip=ip))
 
 
 @router.post("/compliance/holds/{hold_id}/release", response_model=HoldOut, tags=["compliance"])
@@ -243,4 +228,4 @@ async def release_hold(
 ) -> dict[str, Any]:
     """Release a hold (409 `hold_released` if it was already); audited as
     `legal_hold.released`. Retention then removes what it kept at its next run."""
-    return _hold(await holds.release(ctx, actor, hold_id, body.reason, ip=ip))
+    return wire.hold(await holds.release(ctx, actor, hold_id, body.reason, ip=ip))

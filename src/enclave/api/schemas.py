@@ -75,6 +75,31 @@ class UserOut(_Out):
     department_id: str | None = Field(description="The department the person belongs to.")
 
 
+ScopeName = Literal["none", "subtree", "org"]
+
+
+class CapabilitiesOut(_Out):
+    """What you may do in your organization (docs/permissions.md); the server still decides
+    every request, this only tells a client which tools to show."""
+
+    actions: dict[str, ScopeName] = Field(
+        description="Every org action (as in docs/permissions.md) and how far it reaches for "
+        "you: the whole organization, your department subtree, or not at all."
+    )
+    grant_roles: list[OrgRoleName] = Field(description="Roles you may give a new account.")
+    set_roles: list[OrgRoleName] = Field(
+        description="Roles a role change of yours may take away and give (both must be listed)."
+    )
+    administered_roles: list[OrgRoleName] = Field(
+        description="Roles of the accounts you may deactivate, reactivate, sign out and move "
+        "(where the action reaches)."
+    )
+    department_ids: list[str] = Field(
+        description="Where your subtree-scoped actions reach: the departments you administer "
+        "and those below them (empty when none of your actions is subtree-scoped)."
+    )
+
+
 class LoginOut(_Out):
     token: str = Field(description="Opaque bearer token; send as `Authorization: Bearer <token>`.")
     user: UserOut

@@ -15,7 +15,7 @@ import typing
 from typing import Any, Union
 
 from enclave import codec
-from enclave.domain.events import Event, EventType
+from enclave.domain.events import Event, EventType, payload_from_json
 from enclave.domain.signals import Signal
 
 __all__ = ["WireError", "decode", "encode", "signal_types"]
@@ -48,10 +48,9 @@ def _event(value: Any) -> Event:
     return Event(
         conversation_id=value["c"],
         seq=int(value["s"]),
-        type=EventType(value["t"]),
         actor_id=value["a"],
         created_at=int(value["at"]),
-        data=value["d"],
+        payload=payload_from_json(EventType(value["t"]), value["d"]),
     )
 
 

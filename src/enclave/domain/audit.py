@@ -45,23 +45,3 @@ class AuditEntry:
                 self.prev_hash,
             ]
         )
-
-
-def wire(
-    entry: AuditEntry, actor_username: str | None, target_username: str | None
-) -> dict[str, Any]:
-    """The JSON shape of an entry in the admin API (the organization is the reader's own)."""
-    return {
-        "seq": entry.seq,
-        "at": entry.at,
-        "action": entry.action,
-        "actor_id": entry.actor_id,
-        "actor_username": actor_username,
-        "target_type": entry.target_type,
-        "target_id": entry.target_id,
-        "target_username": target_username,
-        "ip": entry.ip,
-        "outcome": entry.outcome,
-        "details": entry.details,
-        "hash": entry.hash,
-    }

@@ -10,8 +10,11 @@ that the document is up to date).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum, StrEnum
 
+from enclave.domain.ids import DepartmentId
 from enclave.domain.models import (
     Conversation,
     ConversationKind,
@@ -298,3 +301,50 @@ def _conversation_rule(
                 return False
             return moderator or (org_admin and is_channel)
     return False  # deny by default
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a person may do in their organization, from the tables above, so that clients show
+    the tools a person may use without copying the tables (the server still decides each
+    request)."""
+
+    actions: dict[OrgAction, Scope]
+    """Every org action and how far it reaches for the person."""
+    grant_roles: frozenset[OrgRole]
+    """Roles the person may give a new account."""
+    set_roles: frozenset[OrgRole]
+    """Roles a role change by the person may take away and give (both must be in it)."""
+    administered_roles: frozenset[OrgRole]
+    """Roles of the accounts the person administers (deactivate, activate, sign out, move)."""
+    department_ids: tuple[DepartmentId, ...]
+    """Where the person's subtree-scoped actions reach (their departments and those below);
+    empty when none of their actions is subtree-scoped."""
+
+
+def capabilities(actor: User, subtree: Iterable[DepartmentId]) -> Capabilities:
+    """The actor's capabilities; `subtree` is the departments they administer and those below
+    (asked of storage only when some action is subtree-scoped for them)."""
+    actions = {action: org_scope(actor, action) for action in OrgAction}
+    reach = actions[OrgAction.CREATE_USER] is not Scope.NONE
+    granted = GRANTABLE_ROLES.get(actor.role, frozenset()) if actor.is_active else frozenset()
+    admin_actions = (
+        OrgAction.DEACTIVATE_USER,
+        OrgAction.MOVE_USER,
+        OrgAction.REVOKE_USER_SESSIONS,
+    )
+    administers = any(actions[a] is not Scope.NONE for a in admin_actions)
+    return Capabilities(
+        actions=actions,
+        grant_roles=granted if reach else frozenset(),
+        set_roles=granted if actions[OrgAction.SET_USER_ROLE] is Scope.ORG else frozenset(),
+        administered_roles=(
+            ADMINISTERED_ROLES.get(actor.role, frozenset()) if administers else frozenset()
+        ),
+        department_ids=(tuple(sorted(subtree)) if Scope.SUBTREE in actions.values() else ()),
+    )
+
+
+def has_subtree_actions(actor: User) -> bool:
+    """Whether some org action reaches only the actor's department subtree."""
+    return any(org_scope(actor, action) is Scope.SUBTREE for action in OrgAction)

@@ -1,19 +1,27 @@
-"""The JSON shape of each record, used by REST responses and stored events alike."""
+"""The JSON shape of each record: the one module that turns records into JSON for REST
+responses, the admin API and exports. Stored events carry their own payload classes
+(`domain/events.py`); their message and conversation snapshots have the keys of `message` and
+`conversation` here (tests/test_events.py checks that)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from enclave.domain.audit import AuditEntry
 from enclave.domain.models import (
     Conversation,
     ConversationSummary,
     Department,
+    Hold,
     Member,
     Message,
     MessageVersion,
+    OrgRole,
     ReactionSummary,
+    Terms,
     User,
 )
+from enclave.domain.policy import Capabilities
 
 
 def user(u: User) -> dict[str, Any]:
@@ -101,3 +109,61 @@ def message(m: Message) -> dict[str, Any]:
 
 def version(v: MessageVersion) -> dict[str, Any]:
     return {"version": v.version, "text": v.text, "created_at": v.created_at}
+
+
+def audit_entry(
+    entry: AuditEntry, actor_username: str | None, target_username: str | None
+) -> dict[str, Any]:
+    """An audit log entry in the admin API and the personal-data export (the organization is
+    the reader's own)."""
+    return {
+        "seq": entry.seq,
+        "at": entry.at,
+        "action": entry.action,
+        "actor_id": entry.actor_id,
+        "actor_username": actor_username,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "target_username": target_username,
+        "ip": entry.ip,
+        "outcome": entry.outcome,
+        "details": entry.details,
+        "hash": entry.hash,
+    }
+
+
+def hold(h: Hold) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "kind": h.kind,
+        "target_id": h.target_id,
+        "reason": h.reason,
+        "active": h.active,
+        "created_by": h.created_by,
+        "created_at": h.created_at,
+        "released_by": h.released_by,
+        "released_at": h.released_at,
+        "release_reason": h.release_reason,
+    }
+
+
+def terms(t: Terms | None, accepted_at: int | None) -> dict[str, Any]:
+    """The organization's current terms (None: none published) and the reader's consent."""
+    return {
+        "version": t.version if t else None,
+        "text": t.text if t else None,
+        "published_at": t.published_at if t else None,
+        "accepted": t is None or accepted_at is not None,
+        "accepted_at": accepted_at,
+    }
+
+
+def capabilities(c: Capabilities) -> dict[str, Any]:
+    """Roles in the order of `OrgRole`; every org action with its reach."""
+    return {
+        "actions": {action.value: scope.value for action, scope in c.actions.items()},
+        "grant_roles": [r.value for r in OrgRole if r in c.grant_roles],
+        "set_roles": [r.value for r in OrgRole if r in c.set_roles],
+        "administered_roles": [r.value for r in OrgRole if r in c.administered_roles],
+        "department_ids": list(c.department_ids),
+    }

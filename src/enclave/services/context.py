@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from enclave.config import Config
 from enclave.crypto.keyring import KeyProvider
 from enclave.crypto.passwords import Passwords
-from enclave.domain.events import Event, EventType
+from enclave.domain.events import Event, Payload
 from enclave.domain.ids import ConversationId, UserId, conversation_scope
 from enclave.domain.signals import Committed, Signal
 from enclave.domain.topics import Topic
@@ -96,22 +96,16 @@ class Changes:
         return conv_store.next_seq(self.tx, conv_id)
 
     def record(
-        self,
-        conv_id: ConversationId,
-        type_: EventType,
-        actor: UserId,
-        data: dict[str, Any],
-        *,
-        seq: int | None = None,
+        self, conv_id: ConversationId, payload: Payload, actor: UserId, *, seq: int | None = None
     ) -> Event:
-        """Store an event in the conversation's log, taking the next seq unless one is given."""
+        """Store an event in the conversation's log, taking the next seq unless one is given;
+        its type is the payload's."""
         event = Event(
             conversation_id=conv_id,
             seq=seq if seq is not None else self.next_seq(conv_id),
-            type=type_,
             actor_id=actor,
             created_at=self.now,
-            data=data,
+            payload=payload,
         )
         msg_store.insert_event(self.tx, event)
         self.events.append(event)

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from enclave.domain import wire
 from enclave.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from enclave.domain.events import EventType
+from enclave.domain.events import (
+    ConversationArchived,
+    ConversationCreated,
+    ConversationSnapshot,
+    ConversationUnarchived,
+    ConversationUpdated,
+    MemberJoined,
+    MemberLeft,
+    MemberRoleChanged,
+    ReadMoved,
+)
 from enclave.domain.ids import ConversationId, is_valid_id, new_id
 from enclave.domain.models import (
     Conversation,
@@ -106,15 +115,9 @@ async def create(
         store.add_member(ch.tx, Member(conv.id, actor.id, owner_role, ch.now, 0))
         for user in users:
             store.add_member(ch.tx, Member(conv.id, user.id, MemberRole.MEMBER, ch.now, 0))
-        event = ch.record(
-            conv.id,
-            EventType.CONVERSATION_CREATED,
-            actor.id,
-            {
-                "conversation": wire.conversation(conv),
-                "member_ids": [actor.id, *[u.id for u in users]],
-            },
-        )
+        members = (actor.id, *[u.id for u in users])
+        created = ConversationCreated(ConversationSnapshot.of(conv), members)
+        event = ch.record(conv.id, created, actor.id)
         return Created(_summary(ch.tx, actor, replace(conv, last_seq=event.seq)), created=True)
 
     return await write(ctx, work)
@@ -228,12 +231,7 @@ async def update(
             action = "conversation.announcement_changed"
             flag = {"announcement": announcement}
             _audit(ctx, ch, actor, action, "conversation", conv.id, flag)
-        event = ch.record(
-            conv.id,
-            EventType.CONVERSATION_UPDATED,
-            actor.id,
-            {"conversation": wire.conversation(changed)},
-        )
+        event = ch.record(conv.id, ConversationUpdated(ConversationSnapshot.of(changed)), actor.id)
         return _summary(ch.tx, actor, replace(changed, last_seq=event.seq))
 
     return await write(ctx, work)
@@ -247,9 +245,10 @@ async def set_archived(
         if conv.archived == archived:
             return _summary(ch.tx, actor, conv)
         store.set_archived(ch.tx, conv.id, archived)
-        kind = EventType.CONVERSATION_ARCHIVED if archived else EventType.CONVERSATION_UNARCHIVED
-        event = ch.record(conv.id, kind, actor.id, {"conversation_id": conv.id})
-        _audit(ctx, ch, actor, kind.value, "conversation", conv.id, {"kind": conv.kind.value})
+        change = ConversationArchived if archived else ConversationUnarchived
+        event = ch.record(conv.id, change(conv.id), actor.id)
+        action = change.TYPE.value
+        _audit(ctx, ch, actor, action, "conversation", conv.id, {"kind": conv.kind.value})
         return _summary(ch.tx, actor, replace(conv, archived=archived, last_seq=event.seq))
 
     return await write(ctx, work)
@@ -272,12 +271,7 @@ async def join(ctx: Context, actor: User, conv_id: str) -> ConversationSummary:
 
 def _joined(ch: Changes, conv: Conversation, actor: User, users: list[User]) -> None:
     for user in users:
-        ch.record(
-            conv.id,
-            EventType.MEMBER_JOINED,
-            actor.id,
-            {"user_id": user.id, "role": MemberRole.MEMBER.value},
-        )
+        ch.record(conv.id, MemberJoined(user.id, MemberRole.MEMBER), actor.id)
 
 
 async def leave(ctx: Context, actor: User, conv_id: str) -> None:
@@ -286,7 +280,7 @@ async def leave(ctx: Context, actor: User, conv_id: str) -> None:
         assert member is not None
         _check_not_last_owner(ch.tx, conv, member)
         store.remove_member(ch.tx, conv.id, actor.id)
-        ch.record(conv.id, EventType.MEMBER_LEFT, actor.id, {"user_id": actor.id})
+        ch.record(conv.id, MemberLeft(actor.id), actor.id)
 
     await write(ctx, work)
 
@@ -337,7 +331,7 @@ async def remove_member(ctx: Context, actor: User, conv_id: str, user_id: str) -
             raise Forbidden("forbidden", "only an owner may remove an owner")
         _check_not_last_owner(ch.tx, conv, target)
         store.remove_member(ch.tx, conv.id, target.user_id)
-        ch.record(conv.id, EventType.MEMBER_LEFT, actor.id, {"user_id": target.user_id})
+        ch.record(conv.id, MemberLeft(target.user_id), actor.id)
         details = {"conversation_id": conv.id, "role": target.role.value}
         _audit(ctx, ch, actor, "conversation.member_removed", "user", target.user_id, details)
 
@@ -358,12 +352,7 @@ async def set_member_role(
         if target.role is MemberRole.OWNER and owners <= 1:
             raise Conflict("last_owner", "the last owner cannot be demoted")
         store.set_member_role(ch.tx, conv.id, target.user_id, role)
-        ch.record(
-            conv.id,
-            EventType.MEMBER_ROLE_CHANGED,
-            actor.id,
-            {"user_id": target.user_id, "role": role.value},
-        )
+        ch.record(conv.id, MemberRoleChanged(target.user_id, role), actor.id)
         details = {"conversation_id": conv.id, "from": target.role.value, "to": role.value}
         _audit(ctx, ch, actor, "conversation.member_role_changed", "user", target.user_id, details)
         return replace(target, role=role)
@@ -413,9 +402,7 @@ async def mark_read(ctx: Context, actor: User, conv_id: str, seq: int) -> int:
         if target <= member.last_read_seq:
             return member.last_read_seq
         store.move_read_marker(ch.tx, conv.id, actor.id, target)
-        ch.record(
-            conv.id, EventType.READ_MARKER_MOVED, actor.id, {"user_id": actor.id, "seq": target}
-        )
+        ch.record(conv.id, ReadMoved(actor.id, target), actor.id)
         return target
 
     return await write(ctx, work)

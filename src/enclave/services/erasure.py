@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from enclave.domain.errors import Conflict, Forbidden
-from enclave.domain.events import EventType
+from enclave.domain.events import MessageRecalled
 from enclave.domain.ids import ConversationId, UserId, user_scope
 from enclave.domain.models import OrgRole, User
 from enclave.domain.policy import OrgAction
@@ -155,12 +155,8 @@ async def _delete_texts(ctx: Context, actor: User, user_id: UserId) -> tuple[int
                     continue
                 v += store.delete_text(ch.tx, ref.id, ch.now)
                 d += 1
-                ch.record(
-                    ref.conversation_id,
-                    EventType.MESSAGE_RECALLED,
-                    actor.id,
-                    {"message_id": ref.id, "recalled_at": ch.now, "erased": True},
-                )
+                recalled = MessageRecalled(ref.id, ch.now, erased=True)
+                ch.record(ref.conversation_id, recalled, actor.id)
             return d, k, v, refs[-1].id if refs else None
 
         d, k, v, last = await write(ctx, batch)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from enclave.domain import wire
 from enclave.domain.errors import Conflict, Forbidden, InvalidInput
-from enclave.domain.events import EventType
+from enclave.domain.events import (
+    MessageCreated,
+    MessageEdited,
+    MessageRecalled,
+    MessageSnapshot,
+    ReactionAdded,
+    ReactionRemoved,
+    ThreadSnapshot,
+)
 from enclave.domain.ids import MessageId, UserId, is_valid_id, new_id
 from enclave.domain.models import Message, MessageVersion, ReactionSummary, User
 from enclave.domain.policy import ConvAction
@@ -89,15 +96,11 @@ async def send(
             mentions=mentions,
         )
         store.insert_message(ch.tx, message)
-        data = {"message": wire.message(message)}
+        thread = None
         if root is not None:
             store.bump_thread(ch.tx, root.id, ch.now)
-            data["thread"] = {
-                "root_id": root.id,
-                "reply_count": root.reply_count + 1,
-                "last_reply_at": ch.now,
-            }
-        ch.record(conv.id, EventType.MESSAGE_CREATED, actor.id, data, seq=seq)
+            thread = ThreadSnapshot(root.id, root.reply_count + 1, ch.now)
+        ch.record(conv.id, MessageCreated(MessageSnapshot.of(message), thread), actor.id, seq=seq)
         return Sent(message, created=True)
 
     try:
@@ -155,7 +158,7 @@ async def edit(ctx: Context, actor: User, message_id: str, text: str) -> Message
         )
         store.update_text(ch.tx, msg.conversation_id, msg.id, body, ch.now)
         edited = replace(msg, text=body, edited_at=ch.now)
-        ch.record(conv.id, EventType.MESSAGE_EDITED, actor.id, {"message": wire.message(edited)})
+        ch.record(conv.id, MessageEdited(MessageSnapshot.of(edited)), actor.id)
         return edited
 
     return await write(ctx, work)
@@ -174,12 +177,7 @@ async def recall(ctx: Context, actor: User, message_id: str) -> Message:
         gates.conversation(ch.tx, actor, conv.id, action)
         store.set_recalled(ch.tx, msg.id, ch.now)
         recalled = replace(msg, text=None, recalled_at=ch.now)
-        ch.record(
-            conv.id,
-            EventType.MESSAGE_RECALLED,
-            actor.id,
-            {"message_id": msg.id, "recalled_at": ch.now},
-        )
+        ch.record(conv.id, MessageRecalled(msg.id, ch.now), actor.id)
         audit.record(
             ctx.keys,
             ch.tx,
@@ -236,12 +234,8 @@ async def react(
         else:
             changed = store.remove_reaction(ch.tx, msg.id, actor.id, clean)
         if changed:
-            ch.record(
-                conv.id,
-                EventType.REACTION_ADDED if add else EventType.REACTION_REMOVED,
-                actor.id,
-                {"message_id": msg.id, "user_id": actor.id, "emoji": clean},
-            )
+            change = ReactionAdded if add else ReactionRemoved
+            ch.record(conv.id, change(msg.id, actor.id, clean), actor.id)
         return store.reactions_of(ch.tx, msg.id)
 
     return await write(ctx, work)

@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 
 from enclave import codec
-from enclave.domain import audit as audit_wire
 from enclave.domain import wire
 from enclave.domain.models import User
 from enclave.services import audit
@@ -145,7 +144,7 @@ async def _stream(ctx: Context, user: User) -> AsyncIterator[bytes]:
             )
         )
         for e in entries:
-            yield (b"" if first else b",") + codec.dumps(audit_wire.wire(e, None, None))
+            yield (b"" if first else b",") + codec.dumps(wire.audit_entry(e, None, None))
             first = False
         if len(entries) < BATCH:
             break

@@ -32,8 +32,8 @@ from typing import Any
 
 from enclave import codec
 from enclave.domain.errors import Conflict, InvalidInput
-from enclave.domain.events import EventType
-from enclave.domain.ids import ConversationId, UserId, conversation_scope, new_id
+from enclave.domain.events import MessagesPurged
+from enclave.domain.ids import ConversationId, MessageId, UserId, conversation_scope, new_id
 from enclave.domain.models import User
 from enclave.domain.policy import ConvAction, OrgAction
 from enclave.services import audit, gates
@@ -623,12 +623,8 @@ async def _run_conversation(
             slot.held = slot.held or wholly
             current.batches += 1
             if doomed or hidden:
-                ch.record(
-                    conv_id,
-                    EventType.MESSAGES_PURGED,
-                    UserId(actor.user_id or ""),
-                    {"message_ids": doomed + hidden, "up_to_seq": cut},
-                )
+                purged = MessagesPurged(tuple(MessageId(m) for m in doomed + hidden), cut)
+                ch.record(conv_id, purged, UserId(actor.user_id or ""))
             store.save_progress(tx, run_row.id, current.dumps())
             more = len(doomed) == batch or len(hidden) == batch or events == batch
             return more, current

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from enclave.domain.errors import Conflict, InvalidInput
-from enclave.domain.models import User
+from enclave.domain.models import Terms, User
 from enclave.domain.policy import OrgAction
 from enclave.domain.signals import AccessChanged
 from enclave.services import audit, gates, validate
@@ -23,7 +23,7 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 class TermsState:
     """The organization's current terms (None: none published) and the caller's consent."""
 
-    terms: store.Terms | None
+    terms: Terms | None
     accepted_at: int | None
 
 
@@ -62,7 +62,7 @@ async def publish(
         if store.version_exists(ch.tx, actor.org_id, label):
             raise Conflict("terms_version_exists", f"version {label!r} was published already")
         before = store.current(ch.tx, actor.org_id)
-        terms = store.Terms(
+        terms = Terms(
             org_id=actor.org_id,
             seq=(before.seq + 1) if before else 1,
             version=label,

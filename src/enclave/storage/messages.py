@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from enclave import codec
-from enclave.domain.events import Event, EventType
+from enclave.domain.events import Event, EventType, payload_from_json
 from enclave.domain.ids import ConversationId, MessageId, UserId, conversation_scope
 from enclave.domain.models import Message, MessageVersion, ReactionSummary
 from enclave.storage.base import Row, Tx
@@ -329,11 +328,13 @@ def events_after(tx: Tx, conv_id: ConversationId, after_seq: int, limit: int) ->
         Event(
             conversation_id=ConversationId(r["conversation_id"]),
             seq=r["seq"],
-            type=EventType(r["type"]),
             actor_id=UserId(r["actor_id"]),
             created_at=r["created_at"],
-            data=_json_object(
-                tx.sealer.open(tx, event_aad(r["conversation_id"], r["seq"]), r["data"]) or "{}"
+            payload=payload_from_json(
+                EventType(r["type"]),
+                codec.loads(
+                    tx.sealer.open(tx, event_aad(r["conversation_id"], r["seq"]), r["data"]) or "{}"
+                ),
             ),
         )
         for r in tx.fetchall(
@@ -344,9 +345,3 @@ def events_after(tx: Tx, conv_id: ConversationId, after_seq: int, limit: int) ->
             (conv_id, after_seq, conv_id, limit),
         )
     ]
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    value = codec.loads(text)
-    assert isinstance(value, dict)
-    return value

@@ -168,6 +168,20 @@ def in_subtree(tx: Tx, admin_id: UserId, dept_id: str) -> bool:
     return row is not None
 
 
+def subtree_ids(tx: Tx, admin_id: UserId) -> list[DepartmentId]:
+    """The departments `admin_id` administers, and every one below them."""
+    return [
+        DepartmentId(r["id"])
+        for r in tx.fetchall(
+            "WITH RECURSIVE sub(id) AS ("
+            " SELECT department_id FROM department_admins WHERE user_id = ?"
+            " UNION SELECT d.id FROM departments d JOIN sub ON d.parent_id = sub.id)"
+            " SELECT id FROM sub ORDER BY id",
+            (admin_id,),
+        )
+    ]
+
+
 # -- people -----------------------------------------------------------------------------------
 
 

@@ -5,18 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from enclave.domain.ids import OrgId, UserId
+from enclave.domain.models import Terms
 from enclave.storage.base import Row, Tx
-
-
-@dataclass(frozen=True, slots=True)
-class Terms:
-    org_id: OrgId
-    seq: int
-    """Publication order within the organization: the highest is current."""
-    version: str
-    text: str
-    published_by: UserId | None
-    published_at: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,7 @@ export const api = {
   login: (username, password, second = {}) => request("POST", "/auth/login", { username, password, ...second }),
   logout: () => request("POST", "/auth/logout", undefined, { quiet: true }),
   me: () => request("GET", "/users/me"),
+  capabilities: () => request("GET", "/users/me/capabilities"),
   changePassword: (current_password, new_password) =>
     request("POST", "/users/me/password", { current_password, new_password }),
   users: (after = "", limit = 1000) => request("GET", `/users${q({ after, limit })}`),

@@ -126,16 +126,18 @@ async function startApp(me) {
     },
   });
   initActions(stream, { onSignOut: signOut });
-  await Promise.all([sync.loadUsers(), sync.loadConversations({ initial: true })]);
+  await Promise.all([sync.loadUsers(), sync.loadConversations({ initial: true }), sync.loadCapabilities()]);
   outbox.init(stream);
   screen = "app";
   mountShell();
   offs.push(on("convs", updateTitle));
-  // A new org role shows other tools (and a guest sees fewer people): render them again.
-  offs.push(on("me", () => {
+  // A new org role shows other tools (and a guest sees fewer people): render them again, with
+  // the capabilities of the new role.
+  offs.push(on("me", async () => {
     if (screen !== "app") return;
-    mountShell();
     sync.loadUsers().catch(() => {});
+    await sync.loadCapabilities().catch(() => {});
+    if (screen === "app") mountShell();
   }));
   updateTitle();
   openFromHash();

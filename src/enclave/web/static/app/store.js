@@ -26,6 +26,8 @@ export function emit(topic) {
 
 export const state = {
   me: null,
+  // What I may do in my organization (GET /users/me/capabilities): the tools shown follow it.
+  caps: null,
   users: new Map(), // id → user
   convs: new Map(), // id → conversation summary (REST shape, kept current by events)
   cursors: {}, // conversation id → seq of the last event applied
@@ -60,6 +62,7 @@ export function saveCursors() {
 
 export function reset() {
   state.me = null;
+  state.caps = null;
   for (const key of ["users", "convs", "history", "members", "presence", "typing", "drafts"]) state[key].clear();
   state.cursors = {};
   state.openId = null;
@@ -68,6 +71,14 @@ export function reset() {
 }
 
 // -- selectors ------------------------------------------------------------------------------------
+
+/** How far an org action (docs/permissions.md) reaches for me: "org", "subtree" or "none". */
+export function reach(action) {
+  return state.caps?.actions?.[action] || "none";
+}
+
+/** Whether I may take an org action at all (somewhere in my organization). */
+export const may = (action) => reach(action) !== "none";
 
 export function userName(id) {
   const u = state.users.get(id);

@@ -27,6 +27,12 @@ export async function loadUsers() {
   emit("users");
 }
 
+// What I may do in my organization (docs/permissions.md, "Capabilities"): the tools shown
+// follow it. Asked at start, when my role or department changes, and by the People screen.
+export async function loadCapabilities() {
+  state.caps = await api.capabilities();
+}
+
 const asking = new Set();
 export async function ensureUser(id) {
   if (!id || state.users.has(id) || asking.has(id)) return;

@@ -4,14 +4,12 @@
 import { h } from "../dom.js";
 import { t, formatTime, formatFull, formatNumber } from "../i18n.js";
 import { request } from "../api.js";
-import { state } from "../store.js";
+import { state, may } from "../store.js";
 import { openDialog, dialogHeader } from "./common.js";
 
 const PAGE = 50;
 
-export function canReadAudit(me) {
-  return Boolean(me) && ["owner", "admin", "compliance_officer"].includes(me.role);
-}
+export const canReadAudit = () => may("audit.read");
 
 const q = (params) => {
   const s = new URLSearchParams();

@@ -6,14 +6,12 @@
 import { h } from "../dom.js";
 import { t, formatNumber, formatFull } from "../i18n.js";
 import { api } from "../api.js";
-import { state } from "../store.js";
+import { state, may } from "../store.js";
 import { openDialog, dialogHeader } from "./common.js";
 
 const POLL_MS = 1000;
 
-export function canExport(me) {
-  return Boolean(me) && (me.role === "owner" || me.role === "compliance_officer");
-}
+export const canExport = () => may("compliance.export");
 
 /** The first instant of a local date input's day, in Unix ms (null when empty). */
 function dayStart(value, nextDay = false) {

@@ -1,39 +1,32 @@
 // The "People" screen (owners, admins and department admins): everyone with their role and
 // department, role changes and moves, new accounts, deactivation and reactivation, and (owners and
 // admins) the department tree: add, rename, move under another department, delete, and assign
-// department admins. The server decides every change (docs/permissions.md); controls the caller
-// may not use are disabled here only as a courtesy, and a refusal is shown as a status message.
+// department admins. The server decides every change (docs/permissions.md); which controls the
+// caller may use comes from the server too (GET /users/me/capabilities: no permission table is
+// copied here), they are disabled only as a courtesy, and a refusal is shown as a status message.
 // REST: GET/POST /users, PUT /users/{id}/role, PUT /users/{id}/department,
 // POST /users/{id}/deactivate|activate, GET/POST /departments, PATCH/DELETE /departments/{id},
 // PUT/DELETE /departments/{id}/admins/{user_id}.
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
 import { request } from "../api.js";
-import { state, emit } from "../store.js";
+import { state, emit, reach, may } from "../store.js";
+import { loadCapabilities } from "../sync.js";
 import { openDialog, dialogHeader } from "./common.js";
 
-const ROLES = ["owner", "admin", "compliance_officer", "department_admin", "member", "guest"];
-// What each role may give (mirrors GRANTABLE_ROLES in domain/policy.py): to a new account, and
-// (owners and admins only) by a role change.
-const GRANTABLE = {
-  owner: ROLES,
-  admin: ["compliance_officer", "department_admin", "member", "guest"],
-  department_admin: ["member", "guest"],
-};
-// Whose accounts each role administers: deactivate, reactivate, move (ADMINISTERED_ROLES).
-const ADMINISTERED = {
-  owner: ROLES,
-  admin: ROLES.filter((r) => r !== "owner"),
-  department_admin: ["member", "guest"],
-};
 const enc = encodeURIComponent;
+const PEOPLE_ACTIONS = ["user.create", "user.deactivate", "user.move_department", "user.set_role"];
 
-export function canManagePeople(me) {
-  return Boolean(me) && ["owner", "admin", "department_admin"].includes(me.role);
-}
+export const canManagePeople = () => PEOPLE_ACTIONS.some(may);
 
-function canManageDepartments(me) {
-  return me.role === "owner" || me.role === "admin";
+const canManageDepartments = () => reach("department.manage") === "org";
+
+/** Where `action` lets me act: null for the whole organization, else the set of departments
+ * (my subtree; empty when the action does not reach anywhere). */
+function reachOf(action) {
+  const scope = reach(action);
+  if (scope === "org") return null;
+  return new Set(scope === "subtree" ? state.caps.department_ids : []);
 }
 
 /** Departments in tree order, each with its depth (0 for a top-level one). */
@@ -55,27 +48,6 @@ function treeOrder(departments) {
   return out;
 }
 
-/** The departments in `roots` and everything below them. */
-function below(roots, departments) {
-  const found = new Set(roots);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const d of departments) {
-      if (d.parent_id && found.has(d.parent_id) && !found.has(d.id)) {
-        found.add(d.id);
-        grew = true;
-      }
-    }
-  }
-  return found;
-}
-
-/** The departments `me` administers and everything below them. */
-function subtreeOf(me, departments) {
-  return below(departments.filter((d) => d.admin_ids.includes(me.id)).map((d) => d.id), departments);
-}
-
 function errorText(err) {
   const key = `error.${err.code}`;
   return t(key) === key ? t("error.generic") : t(key);
@@ -85,7 +57,7 @@ const nameOf = (u) => u.display_name || u.username;
 
 export function peopleDialog() {
   const me = state.me;
-  const manageTree = canManageDepartments(me);
+  const manageTree = canManageDepartments();
   const dialog = h("dialog", { testid: "people", class: "dialog wide", attrs: { "aria-labelledby": "people-title" } });
   const status = h("p", { testid: "people-status", class: "muted", attrs: { "aria-live": "polite" } });
   const body = h("tbody");
@@ -107,27 +79,31 @@ export function peopleDialog() {
     return opts;
   }
 
-  /** Whether `me` may deactivate, reactivate or move `u` (the server decides again). */
-  function administers(u, mine) {
-    if (u.id === me.id || !(ADMINISTERED[me.role] || []).includes(u.role)) return false;
-    return mine === null || mine.has(u.department_id);
+  /** Whether `me` may take `action` (deactivate, reactivate, move) on `u`: a role I
+   * administer, where the action reaches (the server decides again). */
+  function administers(u, action) {
+    if (u.id === me.id || !state.caps.administered_roles.includes(u.role)) return false;
+    const where = reachOf(action);
+    return where === null || where.has(u.department_id);
   }
 
   function personRow(u) {
-    const grantable = canManageDepartments(me) ? GRANTABLE[me.role] || [] : [];
+    // Roles a change may take away and give; the person's own role is shown in any case.
+    const grantable = state.caps.set_roles;
+    const shown = grantable.includes(u.role) ? grantable : [u.role, ...grantable];
     const roleSelect = h("select", {
       testid: "person-role", name: "role",
       attrs: { "aria-label": t("people.roleOf", { name: u.username }) },
       disabled: !grantable.includes(u.role) || u.id === me.id,
-    }, ...ROLES.map((r) => h("option", {
+    }, ...shown.map((r) => h("option", {
       value: r, text: t(`role.${r}`), selected: r === u.role,
       disabled: r !== u.role && !grantable.includes(r),
     })));
-    const mine = me.role === "department_admin" ? subtreeOf(me, departments) : null;
+    const moveAnywhere = reachOf("user.move_department") === null;
     const deptSelect = h("select", {
       testid: "person-department", name: "department",
       attrs: { "aria-label": t("people.departmentOf", { name: u.username }) },
-      disabled: !(administers(u, mine) || (mine === null && u.id === me.id)),
+      disabled: !(administers(u, "user.move_department") || (moveAnywhere && u.id === me.id)),
     }, ...departmentOptions(u.department_id));
     roleSelect.addEventListener("change", async () => {
       roleSelect.disabled = true;
@@ -156,7 +132,7 @@ export function peopleDialog() {
     const action = u.is_active ? "deactivate" : "activate";
     const toggle = h("button", {
       type: "button", testid: "person-active", class: u.is_active ? "secondary" : "primary",
-      data: { action }, text: t(`people.${action}`), disabled: !administers(u, mine),
+      data: { action }, text: t(`people.${action}`), disabled: !administers(u, "user.deactivate"),
       attrs: { "aria-label": t(`people.${action}Label`, { name: u.username }) },
     });
     toggle.addEventListener("click", async () => {
@@ -202,7 +178,7 @@ export function peopleDialog() {
   const newDisplay = h("input", { id: "person-new-display", name: "display_name", maxLength: 100, autocomplete: "off" });
   const newPassword = h("input", { id: "person-new-password", name: "password", type: "password", maxLength: 1024, required: true, autocomplete: "new-password" });
   const newRole = h("select", { id: "person-new-role", name: "role" },
-    ...(GRANTABLE[me.role] || []).map((r) => h("option", { value: r, text: t(`role.${r}`), selected: r === "member" })));
+    ...state.caps.grant_roles.map((r) => h("option", { value: r, text: t(`role.${r}`), selected: r === "member" })));
   const newDepartment = h("select", { id: "person-new-department", name: "department" });
   const createButton = h("button", { type: "submit", class: "primary", text: t("people.create.submit") });
   const createForm = h("form", { testid: "person-create", class: "audit-filters", attrs: { "aria-labelledby": "person-new-title" } },
@@ -236,7 +212,7 @@ export function peopleDialog() {
 
   function renderNewDepartment() {
     // Department admins create people only inside their own departments (one is required).
-    const mine = me.role === "department_admin" ? subtreeOf(me, departments) : null;
+    const mine = reachOf("user.create");
     const kept = newDepartment.value;
     newDepartment.replaceChildren(...departmentOptions(null, { none: mine === null, only: mine }));
     if (kept) newDepartment.value = kept;
@@ -392,6 +368,7 @@ export function peopleDialog() {
 
   async function load() {
     try {
+      await loadCapabilities(); // assignments to departments may have changed meanwhile
       const found = [];
       let after = "";
       for (;;) {

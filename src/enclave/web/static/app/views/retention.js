@@ -5,14 +5,12 @@
 import { h } from "../dom.js";
 import { t, formatFull, formatNumber } from "../i18n.js";
 import { request } from "../api.js";
-import { state } from "../store.js";
+import { state, may } from "../store.js";
 import { openDialog, dialogHeader, conversationName, displayName } from "./common.js";
 
-export function canViewRetention(me) {
-  return Boolean(me) && ["owner", "admin", "compliance_officer"].includes(me.role);
-}
-const canManageRetention = (me) => ["owner", "admin"].includes(me.role);
-const canManageHolds = (me) => ["owner", "compliance_officer"].includes(me.role);
+export const canViewRetention = () => may("retention.view");
+const canManageRetention = () => may("retention.manage");
+const canManageHolds = () => may("compliance.holds");
 
 function errorText(err) {
   const key = `error.${err?.code}`;
@@ -37,7 +35,7 @@ function policySection(status) {
     min: 1, max: 36500, step: 1, value: "365", attrs: { "aria-label": t("retention.daysLabel") },
   });
   const save = h("button", { type: "submit", testid: "retention-save", class: "primary", text: t("retention.save") });
-  const manage = canManageRetention(state.me);
+  const manage = canManageRetention();
   const form = h("form", { testid: "retention-form", class: "retention-form" },
     h("label", { htmlFor: "retention-mode", text: t("retention.default") }), mode, days,
     manage ? save : null);
@@ -207,6 +205,6 @@ export function retentionDialog() {
     status,
     policySection(status),
     previewSection(status),
-    canManageHolds(state.me) ? holdsSection(status) : null);
+    canManageHolds() ? holdsSection(status) : null);
   openDialog(dialog);
 }

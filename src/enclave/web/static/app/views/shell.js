@@ -2,7 +2,7 @@
 // on a phone (≤ 600 px) one pane at a time.
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
-import { state, on } from "../store.js";
+import { state, on, may } from "../store.js";
 import { languageSelect } from "./common.js";
 import { conversationList } from "./list.js";
 import { conversationView } from "./conversation.js";
@@ -50,17 +50,16 @@ export function mountApp(root, actions) {
     text: (state.me.display_name || state.me.username).slice(0, 1).toUpperCase(),
     on: { click: () => profileDialog(actions) },
   });
-  const guest = state.me.role === "guest";
   const sidebar = h("nav", { class: "sidebar", attrs: { "aria-label": t("list.label") } },
     h("header", { class: "sidebar-header" }, h("h1", { class: "brand", text: t("app.name") }), languageSelect(), profileBtn),
     h("div", { class: "tools" },
       // Guests may not create conversations or browse channels (docs/permissions.md).
-      guest ? null : h("button", { type: "button", testid: "new-conversation", class: "primary", text: t("list.new"), on: { click: () => newConversationDialog(actions) } }),
-      guest ? null : h("button", { type: "button", testid: "browse-channels", class: "secondary", text: t("list.browse"), on: { click: () => channelBrowser(actions) } }),
-      canManagePeople(state.me) ? h("button", { type: "button", testid: "people-button", class: "secondary", text: t("people.open"), on: { click: () => peopleDialog() } }) : null,
-      canReadAudit(state.me) ? h("button", { type: "button", testid: "audit-log-button", class: "secondary", text: t("audit.open"), on: { click: () => auditDialog() } }) : null,
-      canViewRetention(state.me) ? h("button", { type: "button", testid: "retention-button", class: "secondary", text: t("retention.open"), on: { click: () => retentionDialog() } }) : null,
-      canExport(state.me) ? h("button", { type: "button", testid: "compliance-export-button", class: "secondary", text: t("export.open"), on: { click: () => exportDialog() } }) : null),
+      !may("conversation.create") ? null : h("button", { type: "button", testid: "new-conversation", class: "primary", text: t("list.new"), on: { click: () => newConversationDialog(actions) } }),
+      !may("channel.browse") ? null : h("button", { type: "button", testid: "browse-channels", class: "secondary", text: t("list.browse"), on: { click: () => channelBrowser(actions) } }),
+      canManagePeople() ? h("button", { type: "button", testid: "people-button", class: "secondary", text: t("people.open"), on: { click: () => peopleDialog() } }) : null,
+      canReadAudit() ? h("button", { type: "button", testid: "audit-log-button", class: "secondary", text: t("audit.open"), on: { click: () => auditDialog() } }) : null,
+      canViewRetention() ? h("button", { type: "button", testid: "retention-button", class: "secondary", text: t("retention.open"), on: { click: () => retentionDialog() } }) : null,
+      canExport() ? h("button", { type: "button", testid: "compliance-export-button", class: "secondary", text: t("export.open"), on: { click: () => exportDialog() } }) : null),
     ...conversationList(scope, actions));
 
   const main = h("main", { class: "main" });
