@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from enclave.domain.jobs import Job
 from enclave.domain.models import (
     Conversation,
     ConversationSummary,
@@ -101,3 +102,21 @@ def message(m: Message) -> dict[str, Any]:
 
 def version(v: MessageVersion) -> dict[str, Any]:
     return {"version": v.version, "text": v.text, "created_at": v.created_at}
+
+
+def job(j: Job) -> dict[str, Any]:
+    """A job for its organization's admins: never its payload (which may hold chat data)."""
+    return {
+        "id": j.id,
+        "kind": j.kind,
+        "state": j.state,
+        "key": j.key,
+        "run_at": j.run_at,
+        "attempts": j.attempts,
+        "max_attempts": j.max_attempts,
+        "last_error": j.last_error,
+        "lease_expires_at": j.lease_expires_at,
+        "created_at": j.created_at,
+        "updated_at": j.updated_at,
+        "finished_at": j.finished_at,
+    }

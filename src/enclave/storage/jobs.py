@@ -21,6 +21,18 @@ from typing import Any
 
 from enclave import codec
 from enclave.domain.ids import OrgId
+from enclave.domain.jobs import (
+    ACTIVE,
+    CANCELLED,
+    DEAD,
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    STATES,
+    Job,
+)
 from enclave.storage.base import Row, Tx
 
 __all__ = [
@@ -52,16 +64,6 @@ __all__ = [
     "retry",
 ]
 
-QUEUED = "queued"
-RUNNING = "running"
-DONE = "done"
-FAILED = "failed"
-DEAD = "dead"
-CANCELLED = "cancelled"
-STATES = (QUEUED, RUNNING, DONE, FAILED, DEAD, CANCELLED)
-ACTIVE = frozenset({QUEUED, RUNNING})
-FINISHED = frozenset({DONE, FAILED, DEAD, CANCELLED})
-
 _ERROR_MAX = 2000
 """Characters of a failure's message kept in `last_error`."""
 
@@ -80,28 +82,6 @@ class NewJob:
     key: str | None
     now: int
     seal_scope: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    id: str
-    kind: str
-    org_id: OrgId | None
-    """None: an installation job (not one organization's)."""
-    payload: dict[str, Any] | None
-    """None only when the payload was sealed and its data key has been shredded."""
-    sealed: bool
-    state: str
-    run_at: int
-    attempts: int
-    max_attempts: int
-    lease_owner: str | None
-    lease_expires_at: int | None
-    key: str | None
-    last_error: str | None
-    created_at: int
-    updated_at: int
-    finished_at: int | None
 
 
 def payload_aad(job_id: str) -> str:

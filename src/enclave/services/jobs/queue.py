@@ -135,13 +135,16 @@ async def list_jobs(
     ctx: Context,
     actor: User | None,
     *,
+    org_id: OrgId | None = None,
     kind: str | None = None,
     state: str | None = None,
     limit: int = 50,
     before: tuple[int, str] | None = None,
 ) -> Page:
-    """Jobs newest first: an admin's organization's, or (actor None: the CLI) every job."""
-    org_id = _scope(actor, OrgAction.MANAGE_JOBS)
+    """Jobs newest first: an admin's organization's, or (actor None: the CLI) every job, or
+    `org_id`'s only (the operator's filter; an admin's is always their own organization)."""
+    if actor is not None:
+        org_id = _scope(actor, OrgAction.MANAGE_JOBS)
     if state is not None and state not in store.STATES:
         raise InvalidInput("invalid_filter", f"state is one of {', '.join(store.STATES)}")
     limit = max(1, min(limit, PAGE_MAX))
