@@ -356,6 +356,60 @@ class RetentionConfig(_Section):
     )
 
 
+class JobsConfig(_Section):
+    # The durable job queue (services/jobs.py, docs/architecture.md "The job path"): every node
+    # runs workers that claim due jobs from the database with a lease.
+    poll_seconds: float = Field(
+        1.0,
+        ge=0.01,
+        le=60,
+        description="How often an idle worker looks for due jobs (and a node for periodic work "
+        "to enqueue).",
+    )
+    lease_seconds: float = Field(
+        60.0,
+        ge=0.5,
+        le=86_400,
+        description="How long a worker's claim on a job lasts without renewal (it renews every "
+        "third of it while the job runs); a node that dies frees its jobs after this long.",
+    )
+    max_attempts: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Attempts of a job before it is dead, for kinds that set none themselves.",
+    )
+    concurrency: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Jobs of one kind a node runs at once, for kinds that set no limit.",
+    )
+    retry_base_seconds: float = Field(
+        10.0,
+        ge=0.01,
+        le=86_400,
+        description="Delay before the first retry of a failed job; it doubles per attempt, with "
+        "random jitter of up to half of it.",
+    )
+    retry_max_seconds: float = Field(
+        3600.0, ge=0.01, le=7 * 86_400, description="Longest delay between two attempts."
+    )
+    keep_finished_hours: int = Field(
+        7 * 24,
+        ge=1,
+        le=24 * 3660,
+        description="Done and cancelled jobs are deleted this long after they finished (dead and "
+        "failed jobs stay until an operator retries or cancels them).",
+    )
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> JobsConfig:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("jobs.retry_max_seconds must not be less than jobs.retry_base_seconds")
+        return self
+
+
 class RedisConfig(_Section):
     # Scale-out (enclave.bus.redis, docs/operations.md): with a URL, nodes share events, rate
     # limits, login lockouts, presence and alert counters through one Redis.
@@ -416,6 +470,7 @@ class Config(_Section):
     alerts: AlertsConfig = AlertsConfig()
     compliance: ComplianceConfig = ComplianceConfig()
     retention: RetentionConfig = RetentionConfig()
+    jobs: JobsConfig = JobsConfig()
     redis: RedisConfig = RedisConfig()
     org: OrgConfig = OrgConfig()
 
@@ -454,6 +509,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "alerts": AlertsConfig,
     "compliance": ComplianceConfig,
     "retention": RetentionConfig,
+    "jobs": JobsConfig,
     "redis": RedisConfig,
     "org": OrgConfig,
 }

@@ -887,6 +887,7 @@ async def test_every_operation_needs_a_valid_token(
         "export_id": UNKNOWN,
         "hold_id": UNKNOWN,
         "dept_id": UNKNOWN,
+        "job_id": UNKNOWN,
     }
     await assert_state_unchanged(client, scene, "before")
     for name, credentials in BAD_CREDENTIALS.items():

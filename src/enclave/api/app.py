@@ -18,6 +18,7 @@ from enclave.api import (
     routes_admin,
     routes_compliance,
     routes_conversations,
+    routes_jobs,
     routes_messages,
     routes_metrics,
     routes_orgs,
@@ -81,6 +82,7 @@ def create_api(ctx: Context) -> FastAPI:
     for module in (routes_orgs, routes_admin, routes_compliance, routes_metrics):
         app.include_router(module.router)
     app.include_router(routes_retention.router)
+    app.include_router(routes_jobs.router)
     app.state.openapi = OpenApiDocument(app)
     app.add_api_route(OPENAPI_PATH, openapi_document, include_in_schema=False)
     static_dir = Path(str(resources.files("enclave.web") / "static"))

@@ -1,4 +1,4 @@
-"""`enclave` entry point: init, serve, migrate, users, orgs, keys, audit."""
+"""`enclave` entry point: init, serve, migrate, users, orgs, keys, audit, jobs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from enclave import __version__, logs
 from enclave.app import open_context, open_database
-from enclave.cli import audit_cmd, export_cmd, keys_cmd, orgs_cmd, retention_cmd
+from enclave.cli import audit_cmd, export_cmd, jobs_cmd, keys_cmd, orgs_cmd, retention_cmd
 from enclave.config import Config, ConfigError, load_config
 from enclave.crypto.keyring import KeyringError
 from enclave.crypto.tls import ServerTls, TlsError, load_server_tls
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     orgs_cmd.add_parser(sub, _common)
     export_cmd.add_parser(sub, _common, _org_option)
     retention_cmd.add_parser(sub, _common)
+    jobs_cmd.add_parser(sub, _common)
 
     users = sub.add_parser("users", help="manage accounts")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -328,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(export_cmd.run(args, config))
             case "retention":
                 return asyncio.run(retention_cmd.run(args, config))
+            case "jobs":
+                return asyncio.run(jobs_cmd.run(args, config))
     except ConfigError as exc:  # found only when serving: TLS files, plain HTTP exposed
         print(f"enclave: {exc}", file=sys.stderr)
         return 2

@@ -158,5 +158,8 @@ ERROR_CODES: dict[str, str] = {
     "retention_running": "A retention run is in progress (on this or another server); try again "
     "when it has finished.",
     "hold_released": "The legal hold was released already.",
+    "job_not_retryable": "Only a dead, failed or cancelled job can be retried; this one is queued, "
+    "running or done.",
+    "job_finished": "Only a queued or running job can be cancelled; this one has finished.",
     "internal_error": "An unexpected error; the server log has the request id.",
 }

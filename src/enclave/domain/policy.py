@@ -63,6 +63,7 @@ class OrgAction(StrEnum):
     VIEW_RETENTION = "retention.view"
     MANAGE_RETENTION = "retention.manage"
     MANAGE_HOLDS = "compliance.holds"
+    MANAGE_JOBS = "jobs.manage"
 
 
 class ConvAction(StrEnum):
@@ -116,6 +117,8 @@ ORG_RULES: dict[OrgAction, frozenset[OrgRole]] = {
     OrgAction.MANAGE_RETENTION: _ADMINS,
     # Legal holds: compliance officers (and the owner); nobody else learns that a hold exists.
     OrgAction.MANAGE_HOLDS: frozenset({OrgRole.OWNER, OrgRole.COMPLIANCE_OFFICER}),
+    # The organization's background jobs (exports, retention runs): list, show, retry, cancel.
+    OrgAction.MANAGE_JOBS: _ADMINS,
 }
 
 # The same actions, for roles that may take them only within their department subtree (the

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from enclave.domain.audit import AuditEntry
+from enclave.domain.jobs import Job
 from enclave.domain.models import (
     Conversation,
     ConversationSummary,
@@ -166,4 +167,22 @@ def capabilities(c: Capabilities) -> dict[str, Any]:
         "set_roles": [r.value for r in OrgRole if r in c.set_roles],
         "administered_roles": [r.value for r in OrgRole if r in c.administered_roles],
         "department_ids": list(c.department_ids),
+    }
+
+
+def job(j: Job) -> dict[str, Any]:
+    """A job for its organization's admins: never its payload (which may hold chat data)."""
+    return {
+        "id": j.id,
+        "kind": j.kind,
+        "state": j.state,
+        "key": j.key,
+        "run_at": j.run_at,
+        "attempts": j.attempts,
+        "max_attempts": j.max_attempts,
+        "last_error": j.last_error,
+        "lease_expires_at": j.lease_expires_at,
+        "created_at": j.created_at,
+        "updated_at": j.updated_at,
+        "finished_at": j.finished_at,
     }

@@ -16,6 +16,7 @@ from enclave.http.client_ip import parse_networks
 from enclave.realtime.hub import Hub
 from enclave.services import retention
 from enclave.services.context import Context
+from enclave.services.runtime import Node
 from enclave.ws.endpoint import make_handler
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ async def serve(
     set; then close connections cleanly. `started` is set once the socket accepts connections."""
     hub = Hub(ctx)
     hub.start()
+    # The node's background work: the job workers and periodic jobs, in one task group.
+    node = Node(ctx)
+    await node.start()
     # Periodic retention runs (retention.interval_minutes; one node at a time by a lease).
     retention_task = retention.start_scheduler(ctx)
     app = build_web_app(ctx, hub)
@@ -75,6 +79,7 @@ async def serve(
         await stop.wait()
     finally:
         await site.stop()  # no new connections
+        await node.close()  # running jobs go back to the queue, their attempts not spent
         await retention.stop_scheduler(retention_task)  # an interrupted run resumes next time
         await hub.close()  # close every socket with 1001: clients resume elsewhere
         await runner.cleanup()  # in-flight requests get up to 3 s

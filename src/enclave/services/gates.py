@@ -26,6 +26,7 @@ from enclave.domain.policy import (
 )
 from enclave.storage import accounts as account_store
 from enclave.storage import conversations as conv_store
+from enclave.storage import jobs as job_store
 from enclave.storage import messages as msg_store
 from enclave.storage import orgs as org_store
 from enclave.storage.base import Tx
@@ -208,3 +209,13 @@ def same_org_active(tx: Tx, org_id: OrgId, user_ids: list[str]) -> list[User]:
             raise NotFound("user")
         users.append(found)
     return users
+
+
+def job(tx: Tx, actor: User, job_id: str, action: OrgAction) -> job_store.Job:
+    """A job of the actor's organization for `action` (403 if the role may not); another
+    organization's jobs and the installation's own do not exist."""
+    require_org(actor, action)
+    found = job_store.get(tx, job_id) if is_valid_id(job_id) else None
+    if found is None or found.org_id != actor.org_id:
+        raise NotFound("job")
+    return found

@@ -24,6 +24,8 @@ __all__ = [
     "alert_raised",
     "audit_entry",
     "failed_login",
+    "job_finished",
+    "jobs_observed",
     "rate_limited",
     "redis_reachable",
     "render",
@@ -59,6 +61,24 @@ _RATE_LIMITED = Counter(
 )
 _WEBSOCKETS = Gauge(
     "enclave_websocket_connections", "WebSocket connections open now.", registry=REGISTRY
+)
+
+_JOBS = Gauge(
+    "enclave_jobs",
+    "Jobs in the queue (the whole cluster's, as this node last read it), by kind and state.",
+    ["kind", "state"],
+    registry=REGISTRY,
+)
+_JOBS_OLDEST = Gauge(
+    "enclave_jobs_oldest_queued_seconds",
+    "How long the longest-waiting due job has waited (0: none waits).",
+    registry=REGISTRY,
+)
+_JOBS_RUN = Counter(
+    "enclave_job_runs",
+    "Job runs on this node, by kind and outcome (done, retry, dead, failed, released, lost).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
 )
 
 _REDIS_UP: Gauge | None = None  # registered by the first node that uses Redis
@@ -108,6 +128,24 @@ def redis_reachable(up: bool) -> None:
     _REDIS_UP.set(1 if up else 0)
     if not up:
         _REDIS_LOST.inc()
+
+
+def jobs_observed(counts: dict[tuple[str, str], int], oldest_queued_seconds: float) -> None:
+    """The queue as read from the database: jobs per (kind, state); a pair no longer present
+    reads 0 rather than keeping its last value."""
+    for kind, state in _jobs_seen - counts.keys():
+        _JOBS.labels(kind=kind, state=state).set(0)
+    for (kind, state), n in counts.items():
+        _JOBS.labels(kind=kind, state=state).set(n)
+        _jobs_seen.add((kind, state))
+    _JOBS_OLDEST.set(oldest_queued_seconds)
+
+
+_jobs_seen: set[tuple[str, str]] = set()
+
+
+def job_finished(kind: str, outcome: str) -> None:
+    _JOBS_RUN.labels(kind=kind, outcome=outcome).inc()
 
 
 def render() -> tuple[bytes, str]:

@@ -20,10 +20,15 @@ class Row(Protocol):
 class Tx(Protocol):
     """A transaction. SQL uses `?` placeholders on every backend; values are always parameters.
 
-    `sealer` encrypts and decrypts the fields kept encrypted at rest (see `Sealer`)."""
+    `sealer` encrypts and decrypts the fields kept encrypted at rest (see `Sealer`); `dialect`
+    ("sqlite" or "postgres") lets a storage module pick the one clause that differs (the job
+    queue's `FOR UPDATE SKIP LOCKED`)."""
 
     @property
     def sealer(self) -> Sealer: ...
+
+    @property
+    def dialect(self) -> str: ...
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; return the number of rows it changed."""

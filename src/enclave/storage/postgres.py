@@ -38,6 +38,7 @@ class PostgresTx:
     """`Tx` over one psycopg connection inside a transaction."""
 
     __slots__ = ("_conn", "sealer")
+    dialect = "postgres"
 
     def __init__(self, conn: psycopg.Connection[Any], sealer: Sealer) -> None:
         self._conn = conn

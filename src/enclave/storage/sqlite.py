@@ -32,6 +32,7 @@ class SqliteTx:
     """`Tx` over one sqlite3 connection."""
 
     __slots__ = ("_conn", "sealer")
+    dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection, sealer: Sealer) -> None:
         self._conn = conn
