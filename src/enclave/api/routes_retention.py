@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from enclave.api.deps import Actor, ClientIp, Ctx
 from enclave.api.errors import ERROR_RESPONSES
+from enclave.domain.models import Hold
 from enclave.services import holds, retention
-from enclave.storage.holds import Hold
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 

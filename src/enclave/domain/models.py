@@ -170,3 +170,25 @@ class Reaction:
     user_id: UserId
     emoji: str
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A legal hold on a person or a conversation (`enclave.storage.holds` says what it
+    preserves); active while `released_at` is None."""
+
+    id: str
+    org_id: str
+    kind: str
+    """`person` or `conversation`."""
+    target_id: str
+    reason: str
+    created_by: str | None
+    created_at: int
+    released_by: str | None
+    released_at: int | None
+    release_reason: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None

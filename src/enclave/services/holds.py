@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enclave.domain.errors import Conflict, NotFound
 from enclave.domain.ids import is_valid_id, new_id
-from enclave.domain.models import User
+from enclave.domain.models import Hold, User
 from enclave.services import audit, gates, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import conversations as conv_store
@@ -34,7 +34,7 @@ def _reason(text: str) -> str:
 
 async def list_holds(
     ctx: Context, actor: User, *, include_released: bool, limit: int
-) -> list[store.Hold]:
+) -> list[Hold]:
     _require(actor)
     limit = max(1, min(limit, LIST_MAX))
     return await ctx.db.read(
@@ -53,16 +53,16 @@ def _check_target(tx: Tx, actor: User, kind: str, target_id: str) -> None:
 
 async def create(
     ctx: Context, actor: User, kind: str, target_id: str, reason: str, *, ip: str | None = None
-) -> store.Hold:
+) -> Hold:
     """Place a hold on a person or a conversation of the actor's organization."""
     _require(actor)
     if kind not in store.KINDS:
         raise NotFound("resource")
     why = _reason(reason)
 
-    def work(ch: Changes) -> store.Hold:
+    def work(ch: Changes) -> Hold:
         _check_target(ch.tx, actor, kind, target_id)
-        hold = store.Hold(
+        hold = Hold(
             id=new_id(),
             org_id=actor.org_id,
             kind=kind,
@@ -92,12 +92,12 @@ async def create(
 
 async def release(
     ctx: Context, actor: User, hold_id: str, reason: str, *, ip: str | None = None
-) -> store.Hold:
+) -> Hold:
     """Release a hold: retention and erasure may then remove what it preserved."""
     _require(actor)
     why = _reason(reason)
 
-    def work(ch: Changes) -> store.Hold:
+    def work(ch: Changes) -> Hold:
         hold = store.get(ch.tx, actor.org_id, hold_id) if is_valid_id(hold_id) else None
         if hold is None:
             raise NotFound("hold")

@@ -14,32 +14,12 @@ never touches a held person (`person_held`) or a held conversation (`conversatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from enclave.domain.models import Hold
 from enclave.storage.base import Row, Tx
 
 PERSON = "person"
 CONVERSATION = "conversation"
 KINDS = (PERSON, CONVERSATION)
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    id: str
-    org_id: str
-    kind: str
-    """`person` or `conversation`."""
-    target_id: str
-    reason: str
-    created_by: str | None
-    created_at: int
-    released_by: str | None
-    released_at: int | None
-    release_reason: str | None
-
-    @property
-    def active(self) -> bool:
-        return self.released_at is None
 
 
 def _hold(row: Row) -> Hold:
