@@ -23,7 +23,7 @@ from enclave.api import errors as api_errors
 from enclave.config import SECTIONS, load_config
 from enclave.domain import errors as domain_errors
 from enclave.domain.errors import ERROR_CODES, EnclaveError
-from enclave.realtime.connection import CloseCode
+from enclave.realtime.frames import CloseCode
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -188,14 +188,25 @@ def _calls(tree: ast.AST) -> Iterator[tuple[str, ast.Call]]:
                 yield name, node
 
 
+def _is_error_frame(call: ast.Call) -> bool:
+    """`frames.error(...)`: an `error` frame (enclave.realtime.frames)."""
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "error"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "frames"
+    )
+
+
 def raised_codes() -> dict[str, set[int | str | None]]:
     """Every error code written as a literal in src/enclave, with the HTTP status it goes out
     with (WS for WebSocket error frames, None where the scan cannot tell).
 
     Found: `InvalidInput("code", ...)` and the other EnclaveError subclasses taking a code first;
     subclasses with a fixed code (NotFound) wherever they are raised; `error_response(status,
-    "code", ...)`; `_error("code", ...)` in the WebSocket endpoint; `{"code": "..."}` literals;
-    and the codes the REST error handler gives Starlette's own HTTP errors.
+    "code", ...)`; `frames.error("code", ...)` in the WebSocket endpoint; `{"code": "..."}`
+    literals; and the codes the REST error handler gives Starlette's own HTTP errors.
     """
     classes = _error_classes()
     takes_code = {
@@ -224,7 +235,7 @@ def raised_codes() -> dict[str, set[int | str | None]]:
                 code = _str_arg(call, 1, "code")
                 if code is not None:
                     add(code, _int_arg(call, 0))
-            elif name in ("_error", "_error_body"):
+            elif name in ("_error", "_error_body") or _is_error_frame(call):
                 code = _str_arg(call, 0, "code")
                 if code is not None:
                     add(code, WS if in_ws else None)

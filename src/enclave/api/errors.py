@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enclave.api.schemas import ErrorBody
 from enclave.domain.errors import EnclaveError, RateLimited
-from enclave.storage.base import StorageUnavailable
+from enclave.services.system import OUTAGES
 
 log = logging.getLogger("enclave.api")
 
@@ -148,10 +148,12 @@ def install(app: FastAPI) -> None:
             exc.status_code, code, message or str(exc.detail), headers=exc.headers
         )
 
-    @app.exception_handler(StorageUnavailable)
-    async def _storage(request: Request, exc: StorageUnavailable) -> JSONResponse:
+    async def _outage(request: Request, exc: Exception) -> JSONResponse:
         log.error("storage unavailable: %s", exc)
         return error_response(503, "unavailable", "the database is unavailable")
+
+    for outage in OUTAGES:
+        app.add_exception_handler(outage, _outage)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -11,7 +11,7 @@ from enclave.api import schemas as s
 from enclave.api.deps import Ctx
 from enclave.api.errors import error_response
 from enclave.domain.errors import NotFound
-from enclave.storage.base import StorageUnavailable
+from enclave.services import system
 
 router = APIRouter(tags=["system"])
 
@@ -29,9 +29,7 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(ctx: Ctx) -> JSONResponse:
     """The database answers."""
-    try:
-        await ctx.db.ping()
-    except StorageUnavailable:
+    if not await system.database_ready(ctx):
         return error_response(503, "unavailable", "the database is unreachable")
     return JSONResponse({"status": "ok"})
 

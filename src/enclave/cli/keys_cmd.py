@@ -10,7 +10,7 @@ from enclave.config import Config
 from enclave.crypto.keyring import FileKeyring, KeyringError, generate_encoded_key
 from enclave.services import audit
 from enclave.services import keys as key_service
-from enclave.storage import keys as key_store
+from enclave.services.key_status import key_usage
 
 BACKUP_WARNING = """\
 !! The keyring holds the keys that decrypt every message and profile in the database.
@@ -43,8 +43,8 @@ async def run(args: argparse.Namespace, config: Config) -> int:
         return 0
     async with open_context(config) as ctx:
         if args.keys_command == "status":
-            usage = await ctx.db.read(key_store.kek_usage)
-            shredded = await ctx.db.read(key_store.count_shredded)
+            found = await key_usage(ctx)
+            usage = found.wrapped_by
             where = (
                 str(config.keyring_path())
                 if isinstance(ctx.keys, FileKeyring)
@@ -57,7 +57,7 @@ async def run(args: argparse.Namespace, config: Config) -> int:
                 print(f"  {kek_id}: wraps {usage.get(kek_id, 0)} data keys{held}")
             if isinstance(ctx.keys, FileKeyring) and ctx.keys.retired_ids():
                 print(f"retired (destroyed): {', '.join(ctx.keys.retired_ids())}")
-            print(f"shredded data keys: {shredded}")
+            print(f"shredded data keys: {found.shredded}")
             return 0
         try:
             done = await key_service.rotate(

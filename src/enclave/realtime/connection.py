@@ -1,35 +1,38 @@
-"""One client's live connection: what it has been sent, per conversation, and its limits."""
+"""One client's live connection: what it has been sent, per conversation, and its limits.
+
+A connection knows its owner (the node's `Hub`) only as a `ConnectionOwner`: the three things
+it asks of it. So `connection` imports nothing else of `realtime` but its frames, and the hub's
+parts (`follow`, `presence`, `resume`) can import `Connection` without an import cycle.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, UserId
 from enclave.domain.models import User
 from enclave.domain.signals import PresenceStatus
-from enclave.realtime.frames import ws_frame
+from enclave.realtime.frames import CloseCode
 
-if TYPE_CHECKING:
-    from enclave.realtime.hub import Hub
+__all__ = ["Connection", "ConnectionOwner", "Sink"]
 
 
-class CloseCode:
-    """WebSocket close codes Enclave uses (docs/protocol.md)."""
+class ConnectionOwner(Protocol):
+    """What a connection asks of whoever keeps it (the node's `Hub`)."""
 
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    TOO_BIG = 1009
-    INTERNAL = 1011
-    BAD_FRAME = 4000
-    UNAUTHENTICATED = 4001
-    SET_UP_REQUIRED = 4003
-    """The reason names the step: `password_change_required`, `mfa_enrollment_required` or
-    `terms_acceptance_required`."""
-    TOO_SLOW = 4008
-    RATE_LIMITED = 4009
-    SESSION_REVOKED = 4010
+    def catch_up(self, conn: Connection, conv: ConversationId) -> None:
+        """`conn` saw a gap in `conv`: fill it from the stored log."""
+        ...
+
+    def unsubscribe(self, conn: Connection, conv: ConversationId) -> None:
+        """`conn` got its person's own `member.left` of `conv`: deliver no more of it."""
+        ...
+
+    def unregister(self, conn: Connection) -> None:
+        """`conn` closed: forget it."""
+        ...
 
 
 class Sink(Protocol):
@@ -55,9 +58,9 @@ class Connection:
         "alive",
         "catching",
         "delivered",
-        "hub",
         "id",
         "max_buffer",
+        "owner",
         "rate_burst",
         "rate_per_second",
         "sink",
@@ -69,7 +72,7 @@ class Connection:
 
     def __init__(
         self,
-        hub: Hub,
+        owner: ConnectionOwner,
         conn_id: str,
         user: User,
         token_hash: bytes,
@@ -79,7 +82,7 @@ class Connection:
         rate_per_second: float,
         rate_burst: int,
     ) -> None:
-        self.hub = hub
+        self.owner = owner
         self.id = conn_id
         self.user = user
         self.token_hash = token_hash
@@ -110,9 +113,6 @@ class Connection:
             return
         self.sink.write(frame)
 
-    def send_json(self, payload: dict[str, Any]) -> None:
-        self.send(ws_frame(payload))
-
     def offer(self, event: Event, frame: bytes, *, replay: bool = False) -> None:
         """Send `event` if it is the next one of its conversation here; ask for a catch-up on a
         gap; ignore what was already sent."""
@@ -121,7 +121,7 @@ class Connection:
         if last is None or event.seq <= last:
             return
         if event.seq != last + 1:
-            self.hub.catch_up(self, conv)
+            self.owner.catch_up(self, conv)
             return
         self.delivered[conv] = event.seq
         self.send(frame)
@@ -130,7 +130,7 @@ class Connection:
             and event.type is EventType.MEMBER_LEFT
             and event.data.get("user_id") == self.user.id
         ):
-            self.hub.unsubscribe(self, conv)
+            self.owner.unsubscribe(self, conv)
 
     def allow_frame(self) -> bool:
         """Token bucket over frames received from the client."""
@@ -163,5 +163,5 @@ class Connection:
         if not self.alive:
             return
         self.alive = False
-        self.hub.unregister(self)
+        self.owner.unregister(self)
         self.sink.close(code, reason)

@@ -2,8 +2,10 @@
 catch-up from the database, typing, presence, session revocation and access changes.
 
 Fan-out encodes an event once and writes the same frame bytes to every subscriber. A connection
-that sees a gap (an event whose seq is not its next) is caught up from the stored event log;
-catch-up reads for the same (conversation, cursor) are shared between connections.
+that sees a gap (an event whose seq is not its next) is caught up from the stored event log
+(`realtime.catchup`); a new connection is resumed by `realtime.resume`. The hub is the owner of
+its connections (`realtime.connection.ConnectionOwner`); every frame it sends is built by
+`realtime.frames`.
 
 In a cluster the hub's indexes decide which topics this node follows on the bus
 (`realtime.follow`). Two things can pass a node by: the events committed between deciding to
@@ -21,7 +23,6 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from enclave.domain import wire
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, OrgId, UserId
 from enclave.domain.signals import (
@@ -34,16 +35,17 @@ from enclave.domain.signals import (
     Typing,
 )
 from enclave.domain.topics import conversation_topic, org_topic, user_topic
-from enclave.realtime.connection import CloseCode, Connection
+from enclave.realtime import frames
+from enclave.realtime.catchup import CatchUp
+from enclave.realtime.connection import Connection
 from enclave.realtime.follow import Followed
-from enclave.realtime.frames import event_frame, ws_frame
+from enclave.realtime.frames import CloseCode
 from enclave.realtime.presence import PresenceTracker
 from enclave.services import accounts, conversations, metrics, sync
 from enclave.services.context import Context
 
 log = logging.getLogger(__name__)
 
-CATCH_UP_PAGE = 500
 RECHECK_BATCH = 500
 """Sessions whose state one read transaction re-checks."""
 RESYNC_BATCH = 500
@@ -54,7 +56,6 @@ MEMBERSHIP_GRACE_SECONDS = 2.0
 """After a gap, how long a connection may lack a conversation its person belongs to (its
 `member.joined` may still be on its way) before it is closed so that it resumes."""
 K = TypeVar("K")
-Fetched = list[tuple[Event, bytes]]
 
 
 def _discard(index: dict[K, set[Connection]], key: K, conn: Connection) -> None:
@@ -67,7 +68,7 @@ def _discard(index: dict[K, set[Connection]], key: K, conn: Connection) -> None:
 
 
 class Hub:
-    """All live connections of this process."""
+    """All live connections of this process, and their owner (`ConnectionOwner`)."""
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
@@ -79,8 +80,8 @@ class Hub:
         self._resyncing: set[ConversationId] = set()
         self._resync_running = False
         self._unfollow_gaps: Callable[[], None] | None = None
-        self._fetches: dict[tuple[ConversationId, int], asyncio.Future[Fetched]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._catch_up = CatchUp(ctx, self.spawn)
         self._unsubscribe: Callable[[], None] | None = None
         # Connections whose session and account must be re-read (one reader at a time, so a
         # later change is never overwritten by the answer of an earlier read).
@@ -207,7 +208,7 @@ class Hub:
         conns = self._by_conv.get(conv)
         if not conns:
             return
-        frame = event_frame(event)
+        frame = frames.event(event)
         for conn in list(conns):
             conn.offer(event, frame)
 
@@ -220,14 +221,7 @@ class Hub:
         conns = self._by_conv.get(signal.conversation_id)
         if not conns:
             return
-        frame = ws_frame(
-            {
-                "type": "typing",
-                "conversation_id": signal.conversation_id,
-                "user_id": signal.user_id,
-                "thread_root_id": signal.thread_root_id,
-            }
-        )
+        frame = frames.typing(signal.conversation_id, signal.user_id, signal.thread_root_id)
         for conn in list(conns):
             if conn.user_id != signal.user_id:
                 conn.send(frame)
@@ -311,66 +305,17 @@ class Hub:
                 log.exception("re-checking presence watches failed; dropping them")
                 visible = set()
             self.unwatch(conn, [u for u in conn.watching if u not in visible])
-        conn.send_json({"type": "account.updated", "user": wire.user(state.user)})
+        conn.send(frames.account_updated(state.user))
 
     # -- catch-up -------------------------------------------------------------------------------
 
     def catch_up(self, conn: Connection, conv: ConversationId) -> None:
         """Fill a gap of `conn` in `conv` from the stored log (coalesced while one runs)."""
-        if conv in conn.catching:
-            conn.catching[conv] = True  # run once more when the current pass ends
-            return
-        conn.catching[conv] = False
-        self.spawn(self.run_catch_up(conn, conv))
+        self._catch_up.request(conn, conv)
 
-    async def run_catch_up(self, conn: Connection, conv: ConversationId) -> None:
-        """Send `conn` the stored events of `conv` after its cursor until it is current."""
-        check_membership = False
-        try:
-            while conn.alive and conv in conn.delivered:
-                conn.catching[conv] = False
-                after = conn.delivered[conv]
-                fetched = await self._fetch(conv, after)
-                if conv not in conn.delivered:
-                    return
-                if fetched and fetched[0][0].seq != after + 1:
-                    # The log no longer holds what this cursor needs: say so, never skip.
-                    conn.delivered[conv] = fetched[0][0].seq - 1
-                    conn.send_json(
-                        {"type": "resync", "conversation_id": conv, "seq": conn.delivered[conv]}
-                    )
-                for event, frame in fetched:
-                    conn.offer(event, frame, replay=True)
-                    if event.type is EventType.MEMBER_LEFT and event.data.get("user_id") == (
-                        conn.user_id
-                    ):
-                        check_membership = True
-                if len(fetched) < CATCH_UP_PAGE and not conn.catching.get(conv):
-                    break
-            recheck = check_membership and conn.alive and conv in conn.delivered
-            if recheck and not await sync.is_member(self._ctx, conn.user_id, conv):
-                self.unsubscribe(conn, conv)
-                conn.send_json({"type": "conversation.removed", "conversation_id": conv})
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("catch-up failed; dropping the connection so that it resumes")
-            conn.drop(CloseCode.INTERNAL, "try again")
-        finally:
-            conn.catching.pop(conv, None)
-
-    async def _fetch(self, conv: ConversationId, after: int) -> Fetched:
-        key = (conv, after)
-        fut = self._fetches.get(key)
-        if fut is None:
-            fut = asyncio.ensure_future(self._load(conv, after))
-            self._fetches[key] = fut
-            fut.add_done_callback(lambda _f: self._fetches.pop(key, None))
-        return await asyncio.shield(fut)
-
-    async def _load(self, conv: ConversationId, after: int) -> Fetched:
-        events = await sync.events_for_member(self._ctx, conv, after, CATCH_UP_PAGE)
-        return [(e, event_frame(e)) for e in events]
+    async def replay(self, conn: Connection, convs: list[ConversationId]) -> None:
+        """Send a resuming `conn` what it missed in `convs` (`realtime.resume`)."""
+        await self._catch_up.replay(conn, convs)
 
     # -- typing and presence --------------------------------------------------------------------
 

@@ -19,9 +19,9 @@ from typing import Any
 from enclave.domain.ids import OrgId, UserId
 from enclave.domain.signals import PresenceChanged, PresenceStatus
 from enclave.domain.topics import presence_topic
+from enclave.realtime import frames
 from enclave.realtime.connection import Connection
 from enclave.realtime.follow import Followed
-from enclave.realtime.frames import ws_frame
 from enclave.services.context import Context
 
 __all__ = ["SWEEP_SECONDS", "PresenceTracker"]
@@ -87,9 +87,7 @@ class PresenceTracker:
         if not watchers:
             return
         self._known[signal.user_id] = signal.status
-        frame = ws_frame(
-            {"type": "presence", "user_id": signal.user_id, "status": signal.status.value}
-        )
+        frame = frames.presence(signal.user_id, signal.status)
         for conn in list(watchers):
             if conn.user.org_id == signal.org_id:
                 conn.send(frame)

@@ -17,7 +17,7 @@ from enclave.domain.events import (
     MemberRoleChanged,
     ReadMoved,
 )
-from enclave.domain.ids import ConversationId, is_valid_id, new_id
+from enclave.domain.ids import ConversationId, new_id
 from enclave.domain.models import (
     Conversation,
     ConversationKind,
@@ -256,9 +256,9 @@ async def set_archived(
 
 async def join(ctx: Context, actor: User, conv_id: str) -> ConversationSummary:
     def work(ch: Changes) -> ConversationSummary:
-        conv = store.by_id(ch.tx, conv_id) if is_valid_id(conv_id) else None
-        if conv is not None and store.member(ch.tx, conv.id, actor.id) is not None:
-            return _summary(ch.tx, actor, conv)  # already a member: nothing to do
+        already = gates.own_membership(ch.tx, actor, conv_id)
+        if already is not None:
+            return _summary(ch.tx, actor, already[0])  # already a member: nothing to do
         conv, _ = gates.conversation(ch.tx, actor, conv_id, ConvAction.JOIN)
         if len(store.member_ids(ch.tx, conv.id)) >= ctx.config.limits.group_max_members:
             raise InvalidInput("invalid_members", "the channel is full")
@@ -323,12 +323,7 @@ async def remove_member(ctx: Context, actor: User, conv_id: str, user_id: str) -
 
     def work(ch: Changes) -> None:
         conv, me = gates.conversation(ch.tx, actor, conv_id, ConvAction.REMOVE_MEMBER)
-        target = store.member(ch.tx, conv.id, user_id) if is_valid_id(user_id) else None
-        if target is None:
-            raise NotFound("member")
-        assert me is not None
-        if target.role is MemberRole.OWNER and me.role is not MemberRole.OWNER:
-            raise Forbidden("forbidden", "only an owner may remove an owner")
+        target = gates.member(ch.tx, conv, me, user_id, ConvAction.REMOVE_MEMBER)
         _check_not_last_owner(ch.tx, conv, target)
         store.remove_member(ch.tx, conv.id, target.user_id)
         ch.record(conv.id, MemberLeft(target.user_id), actor.id)
@@ -342,10 +337,8 @@ async def set_member_role(
     ctx: Context, actor: User, conv_id: str, user_id: str, role: MemberRole
 ) -> Member:
     def work(ch: Changes) -> Member:
-        conv, _ = gates.conversation(ch.tx, actor, conv_id, ConvAction.SET_MEMBER_ROLE)
-        target = store.member(ch.tx, conv.id, user_id) if is_valid_id(user_id) else None
-        if target is None:
-            raise NotFound("member")
+        conv, me = gates.conversation(ch.tx, actor, conv_id, ConvAction.SET_MEMBER_ROLE)
+        target = gates.member(ch.tx, conv, me, user_id, ConvAction.SET_MEMBER_ROLE)
         if target.role is role:
             return target
         owners = store.count_role(ch.tx, conv.id, MemberRole.OWNER)

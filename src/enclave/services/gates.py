@@ -4,8 +4,8 @@ may not see fails exactly like one that does not exist."""
 from __future__ import annotations
 
 from enclave.domain import policy
-from enclave.domain.errors import Conflict, Forbidden, NotFound
-from enclave.domain.ids import OrgId, UserId, is_valid_id
+from enclave.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from enclave.domain.ids import ConversationId, OrgId, UserId, is_valid_id
 from enclave.domain.models import (
     Conversation,
     Department,
@@ -83,6 +83,61 @@ def message(
     if action is not ConvAction.VIEW:
         conversation(tx, actor, conv.id, action)
     return msg, conv, member
+
+
+def own_membership(tx: Tx, actor: User, conv_id: str) -> tuple[Conversation, Member] | None:
+    """The conversation and the actor's membership of it, if the actor is a member (a member
+    may always learn that); None for anything else, which the caller then asks `conversation`
+    about."""
+    conv, member = (
+        conv_store.with_member(tx, conv_id, actor.id) if is_valid_id(conv_id) else (None, None)
+    )
+    return (conv, member) if conv is not None and member is not None else None
+
+
+def member(
+    tx: Tx, conv: Conversation, me: Member | None, user_id: str, action: ConvAction
+) -> Member:
+    """The membership of `user_id` in `conv`, which `conversation(..., action)` let the actor
+    (`me`) into: someone who is not a member does not exist here (404), and only an owner may
+    remove an owner (403)."""
+    target = conv_store.member(tx, conv.id, user_id) if is_valid_id(user_id) else None
+    if target is None:
+        raise NotFound("member")
+    removing_owner = action is ConvAction.REMOVE_MEMBER and target.role is MemberRole.OWNER
+    if removing_owner and (me is None or me.role is not MemberRole.OWNER):
+        raise Forbidden("forbidden", "only an owner may remove an owner")
+    return target
+
+
+def is_member(tx: Tx, user_id: UserId, conv_id: ConversationId) -> bool:
+    """Whether `user_id` still belongs to `conv_id` (so its connections still receive it)."""
+    return conv_store.member(tx, conv_id, user_id) is not None
+
+
+def members_among(tx: Tx, conv: Conversation, user_ids: list[UserId]) -> list[UserId]:
+    """Those of `user_ids` who are members of `conv` (a mention of anyone else notifies no one
+    and tells them nothing)."""
+    return [uid for uid in user_ids if conv_store.member(tx, conv.id, uid) is not None]
+
+
+def thread_root(tx: Tx, conv: Conversation, message_id: str) -> Message:
+    """A top-level message of `conv` (which a gate let the actor into) to reply to; a message of
+    another conversation fails exactly like one that does not exist."""
+    root = msg_store.by_id(tx, message_id) if is_valid_id(message_id) else None
+    if root is None or root.conversation_id != conv.id or root.thread_root_id:
+        raise InvalidInput("invalid_thread_root", "thread_root_id is not a top-level message here")
+    return root
+
+
+def org_conversation(tx: Tx, actor: User, conv_id: str) -> Conversation:
+    """Any conversation of the actor's organization, whatever the actor's membership: for
+    organization-wide duties already allowed by the caller (legal holds). A conversation of
+    another organization does not exist."""
+    conv = conv_store.by_id(tx, conv_id) if is_valid_id(conv_id) else None
+    if conv is None or conv.org_id != actor.org_id:
+        raise NotFound("conversation")
+    return conv
 
 
 def org_user(tx: Tx, actor: User, user_id: str) -> User:

@@ -14,7 +14,6 @@ from enclave.domain.ids import is_valid_id, new_id
 from enclave.domain.models import Hold, User
 from enclave.services import audit, gates, validate
 from enclave.services.context import Changes, Context, write
-from enclave.storage import conversations as conv_store
 from enclave.storage import holds as store
 from enclave.storage.base import Tx
 
@@ -46,9 +45,7 @@ def _check_target(tx: Tx, actor: User, kind: str, target_id: str) -> None:
     if kind == store.PERSON:
         gates.org_user(tx, actor, target_id)
         return
-    conv = conv_store.by_id(tx, target_id) if is_valid_id(target_id) else None
-    if conv is None or conv.org_id != actor.org_id:
-        raise NotFound("conversation")
+    gates.org_conversation(tx, actor, target_id)
 
 
 async def create(

@@ -20,7 +20,6 @@ from enclave.domain.policy import ConvAction
 from enclave.services import audit, gates, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as account_store
-from enclave.storage import conversations as conv_store
 from enclave.storage import messages as store
 from enclave.storage.base import Tx, UniqueViolation
 
@@ -69,16 +68,9 @@ async def send(
         conv, _ = gates.conversation(ch.tx, actor, conv_id, ConvAction.POST)
         root: Message | None = None
         if thread_root_id is not None:
-            root = store.by_id(ch.tx, thread_root_id) if is_valid_id(thread_root_id) else None
-            if root is None or root.conversation_id != conv.id or root.thread_root_id:
-                raise InvalidInput(
-                    "invalid_thread_root", "thread_root_id is not a top-level message here"
-                )
-        mentions = tuple(
-            UserId(u.id)
-            for u in account_store.active_users_by_username(ch.tx, conv.org_id, mentioned)
-            if conv_store.member(ch.tx, conv.id, u.id) is not None
-        )
+            root = gates.thread_root(ch.tx, conv, thread_root_id)
+        named = account_store.active_users_by_username(ch.tx, conv.org_id, mentioned)
+        mentions = tuple(gates.members_among(ch.tx, conv, [UserId(u.id) for u in named]))
         seq = ch.next_seq(conv.id)
         message = Message(
             id=MessageId(new_id()),

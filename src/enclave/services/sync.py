@@ -32,7 +32,7 @@ async def last_seqs(ctx: Context, conv_ids: list[ConversationId]) -> dict[Conver
 
 
 async def is_member(ctx: Context, user_id: UserId, conv_id: ConversationId) -> bool:
-    return await ctx.db.read(lambda tx: conv_store.member(tx, conv_id, user_id) is not None)
+    return await ctx.db.read(lambda tx: gates.is_member(tx, user_id, conv_id))
 
 
 async def events_for_member(

@@ -1,5 +1,6 @@
 """`GET /api/v1/ws`: authenticate with a `hello` frame (or an Authorization header), resume from
-the client's cursors, then serve live events and client frames until the socket closes."""
+the client's cursors (`realtime.resume`), then serve live events and client frames until the
+socket closes. Every frame sent is built by `realtime.frames`."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from enclave.config import RealtimeConfig
 from enclave.domain.errors import EnclaveError, Forbidden
 from enclave.domain.ids import ConversationId
 from enclave.domain.signals import PresenceStatus
-from enclave.realtime.connection import CloseCode, Connection
-from enclave.realtime.frames import ws_frame
+from enclave.realtime import frames
+from enclave.realtime.connection import Connection
+from enclave.realtime.frames import CloseCode
 from enclave.realtime.hub import Hub
+from enclave.realtime.resume import resume
 from enclave.services import accounts, conversations, messages, sync
 from enclave.services.accounts import Authenticated
 from enclave.services.context import Context
@@ -51,10 +54,6 @@ class AiohttpSink:
         task = asyncio.ensure_future(self._ws.close(code=code, message=reason.encode()[:120]))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
-
-
-def _error(code: str, message: str, req_id: str | int | None = None) -> dict[str, Any]:
-    return {"type": "error", "req_id": req_id, "code": code, "message": message}
 
 
 def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -92,11 +91,8 @@ def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[we
             rate_per_second=cfg.rate_per_second,
             rate_burst=cfg.rate_burst,
         )
-        hub.register(conn, since=epoch)
         try:
-            await hub.settle(conn)
-            await _resume(ctx, hub, conn, cursors)
-            hub.presence_maybe_changed(conn)
+            await resume(ctx, hub, conn, cursors, since=epoch)
             await _serve(ctx, hub, conn, ws)
         finally:
             conn.drop(CloseCode.NORMAL, "bye")
@@ -136,48 +132,6 @@ async def _hello(
     return auth, auth.token_hash, hello.cursors
 
 
-async def _resume(ctx: Context, hub: Hub, conn: Connection, cursors: dict[str, int]) -> None:
-    """Subscribe to the person's conversations from the client's cursors and send what it
-    missed, exactly once and in order; then say `synced`."""
-    max_replay = ctx.config.realtime.max_replay_events
-    seqs = await sync.membership_seqs(ctx, conn.user_id)
-    started: dict[str, int] = {}
-    resync: dict[str, int] = {}
-    for conv, last in seqs.items():
-        cursor = cursors.get(conv)
-        if cursor is None:
-            hub.subscribe(conn, conv, last)
-            started[conv] = last
-        elif cursor > last or last - cursor > max_replay:
-            hub.subscribe(conn, conv, last)
-            resync[conv] = last
-        else:
-            hub.subscribe(conn, conv, cursor)
-    removed = [c for c in cursors if c not in seqs]
-    # Read again now that we are subscribed: whatever committed in between is caught up below.
-    seqs = await sync.membership_seqs(ctx, conn.user_id)
-    for conv, last in seqs.items():
-        if conv not in conn.delivered:
-            hub.subscribe(conn, conv, last)
-            started[conv] = last
-    conn.send_json(
-        {
-            "type": "ready",
-            "connection_id": conn.id,
-            "user_id": conn.user_id,
-            "cursors": started,
-            "resync": resync,
-            "removed": removed,
-            "heartbeat_seconds": ctx.config.realtime.heartbeat_seconds,
-        }
-    )
-    behind = [c for c, last in seqs.items() if conn.delivered.get(c, last) < last]
-    for conv in behind:
-        conn.catching[conv] = False
-    await asyncio.gather(*(hub.run_catch_up(conn, conv) for conv in behind))
-    conn.send_json({"type": "synced"})
-
-
 async def _serve(ctx: Context, hub: Hub, conn: Connection, ws: web.WebSocketResponse) -> None:
     inflight = asyncio.Semaphore(ctx.config.realtime.max_inflight_sends)
     async for msg in ws:
@@ -187,12 +141,12 @@ async def _serve(ctx: Context, hub: Hub, conn: Connection, ws: web.WebSocketResp
             if conn.flooding:
                 conn.drop(CloseCode.RATE_LIMITED, "too many frames")
                 break
-            conn.send_json(_error("rate_limited", "slow down"))
+            conn.send(frames.error("rate_limited", "slow down"))
             continue
         try:
             frame = f.CLIENT_FRAME.validate_json(msg.data)
         except ValidationError as exc:
-            conn.send_json(_error("bad_frame", _first_problem(exc)))
+            conn.send(frames.error("bad_frame", _first_problem(exc)))
             continue
         match frame:
             case f.Send():
@@ -208,7 +162,7 @@ async def _serve(ctx: Context, hub: Hub, conn: Connection, ws: web.WebSocketResp
             case f.PresenceSubscribe():
                 await _presence_subscribe(ctx, hub, conn, frame)
             case f.Ping():
-                conn.send_json({"type": "pong", "req_id": frame.req_id})
+                conn.send(frames.pong(frame.req_id))
 
 
 def _first_problem(exc: ValidationError) -> str:
@@ -223,9 +177,9 @@ async def _reply(
     try:
         body = await work
     except EnclaveError as exc:
-        conn.send_json(_error(exc.code, exc.message, req_id))
+        conn.send(frames.error(exc.code, exc.message, req_id))
         return
-    conn.send_json({"type": "ack", "req_id": req_id, **body})
+    conn.send(frames.ack(req_id, body))
 
 
 async def _send(ctx: Context, conn: Connection, frame: f.Send, inflight: asyncio.Semaphore) -> None:
@@ -267,9 +221,8 @@ async def _presence_subscribe(
         hub.unwatch(conn, [u for u in conn.watching if u in frame.user_ids])
         return
     if len(conn.watching) + len(frame.user_ids) > 1000:
-        conn.send_json(_error("too_many_subscriptions", "watch at most 1000 people", frame.req_id))
+        conn.send(frames.error("too_many_subscriptions", "watch at most 1000 people", frame.req_id))
         return
     visible = await sync.same_org_users(ctx, conn.user, frame.user_ids)
     hub.watch(conn, visible)
-    statuses = {uid: status.value for uid, status in (await hub.presence_states(visible)).items()}
-    conn.send(ws_frame({"type": "presence.state", "req_id": frame.req_id, "statuses": statuses}))
+    conn.send(frames.presence_state(frame.req_id, await hub.presence_states(visible)))
