@@ -274,3 +274,10 @@ def job(tx: Tx, actor: User, job_id: str, action: OrgAction) -> job_store.Job:
     if found is None or found.org_id != actor.org_id:
         raise NotFound("job")
     return found
+
+
+def capabilities(tx: Tx, actor: User) -> policy.Capabilities:
+    """What the actor may do in their organization, with the departments their subtree-scoped
+    actions reach (for clients to show tools; every request is still decided here)."""
+    subtree = org_store.subtree_ids(tx, actor.id) if policy.has_subtree_actions(actor) else []
+    return policy.capabilities(actor, subtree)
