@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from enclave.domain import wire
@@ -227,7 +226,14 @@ async def update(
             changed = replace(changed, announcement=announcement)
             action = "conversation.announcement_changed"
             flag = {"announcement": announcement}
-            _audit(ctx, ch, actor, action, "conversation", conv.id, flag)
+            audit.record(
+                ctx,
+                ch,
+                action,
+                audit.Actor.of(actor),
+                target=audit.Target("conversation", conv.id),
+                details=flag,
+            )
         event = ch.record(
             conv.id,
             EventType.CONVERSATION_UPDATED,
@@ -249,7 +255,14 @@ async def set_archived(
         store.set_archived(ch.tx, conv.id, archived)
         kind = EventType.CONVERSATION_ARCHIVED if archived else EventType.CONVERSATION_UNARCHIVED
         event = ch.record(conv.id, kind, actor.id, {"conversation_id": conv.id})
-        _audit(ctx, ch, actor, kind.value, "conversation", conv.id, {"kind": conv.kind.value})
+        audit.record(
+            ctx,
+            ch,
+            kind.value,
+            audit.Actor.of(actor),
+            target=audit.Target("conversation", conv.id),
+            details={"kind": conv.kind.value},
+        )
         return _summary(ch.tx, actor, replace(conv, archived=archived, last_seq=event.seq))
 
     return await write(ctx, work)
@@ -339,7 +352,14 @@ async def remove_member(ctx: Context, actor: User, conv_id: str, user_id: str) -
         store.remove_member(ch.tx, conv.id, target.user_id)
         ch.record(conv.id, EventType.MEMBER_LEFT, actor.id, {"user_id": target.user_id})
         details = {"conversation_id": conv.id, "role": target.role.value}
-        _audit(ctx, ch, actor, "conversation.member_removed", "user", target.user_id, details)
+        audit.record(
+            ctx,
+            ch,
+            "conversation.member_removed",
+            audit.Actor.of(actor),
+            target=audit.Target("user", target.user_id),
+            details=details,
+        )
 
     await write(ctx, work)
 
@@ -365,32 +385,17 @@ async def set_member_role(
             {"user_id": target.user_id, "role": role.value},
         )
         details = {"conversation_id": conv.id, "from": target.role.value, "to": role.value}
-        _audit(ctx, ch, actor, "conversation.member_role_changed", "user", target.user_id, details)
+        audit.record(
+            ctx,
+            ch,
+            "conversation.member_role_changed",
+            audit.Actor.of(actor),
+            target=audit.Target("user", target.user_id),
+            details=details,
+        )
         return replace(target, role=role)
 
     return await write(ctx, work)
-
-
-def _audit(
-    ctx: Context,
-    ch: Changes,
-    actor: User,
-    action: str,
-    target_type: str,
-    target_id: str,
-    details: Mapping[str, object],
-) -> None:
-    """Moderation is audited in the transaction of the change (docs/security.md, "Audit log")."""
-    audit.record(
-        ctx.keys,
-        ch.tx,
-        ch.now,
-        action,
-        audit.actor_of(actor),
-        target_type=target_type,
-        target_id=target_id,
-        details=dict(details),
-    )
 
 
 async def members(

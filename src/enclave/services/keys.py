@@ -31,6 +31,7 @@ from typing import Protocol, runtime_checkable
 from enclave.crypto import keyring
 from enclave.domain.errors import Gone
 from enclave.services import audit
+from enclave.services.context import Changes, Context
 from enclave.storage import keys as store
 from enclave.storage.base import Database, Tx
 
@@ -213,8 +214,7 @@ class RotationUnsupported(Exception):
 
 
 async def rotate(
-    db: Database,
-    keys: DataKeys,
+    ctx: Context,
     now_ms: int,
     actor: audit.Actor,
     *,
@@ -225,6 +225,7 @@ async def rotate(
 
     Safe while servers run: they notice the new keyring file before wrapping a new data key, and
     `grace_seconds` after the switch a final sweep catches keys a server wrapped just before."""
+    db, keys = ctx.db, ctx.data_keys
     provider = keys.provider
     if not isinstance(provider, RotatableKeys):
         raise RotationUnsupported(
@@ -263,13 +264,11 @@ async def rotate(
 
     def note(tx: Tx) -> None:
         audit.record(
-            provider,
-            tx,
-            now_ms,
+            ctx,
+            Changes(tx, now_ms),
             "keys.rotated",
             actor,
-            target_type="kek",
-            target_id=new_kek,
+            target=audit.Target("kek", new_kek),
             details={"rewrapped": rewrapped, "retired": retired, "remaining": remaining},
         )
 
@@ -312,8 +311,7 @@ class Shredded:
 
 
 async def shred(
-    db: Database,
-    keys: DataKeys,
+    ctx: Context,
     now_ms: int,
     actor: audit.Actor,
     scope: str,
@@ -329,6 +327,7 @@ async def shred(
 
     `keep_key_ids` are spared (keys something still needs, such as held messages); `also` runs in
     the shredding transaction with the ids shredded (a retention run records its progress)."""
+    db, keys = ctx.db, ctx.data_keys
 
     def work(tx: Tx) -> list[str]:
         live = store.live_in_scope(tx, scope, before_epoch)
@@ -337,13 +336,11 @@ async def shred(
         if also is not None:
             also(tx, ids)
         audit.record(
-            keys.provider,
-            tx,
-            now_ms,
+            ctx,
+            Changes(tx, now_ms),
             "keys.shredded",
             actor,
-            target_type="scope",
-            target_id=scope,
+            target=audit.Target("scope", scope),
             details={"key_ids": ids, "before_epoch": before_epoch},
         )
         return ids
@@ -352,7 +349,7 @@ async def shred(
     keys.forget(set(ids))
     protected = False
     if ids and rotate_kek and isinstance(keys.provider, RotatableKeys):
-        rotation = await rotate(db, keys, now_ms, actor, grace_seconds=0.0)
+        rotation = await rotate(ctx, now_ms, actor, grace_seconds=0.0)
         protected = rotation.complete
     return Shredded(ids, protected)
 

@@ -181,13 +181,11 @@ async def recall(ctx: Context, actor: User, message_id: str) -> Message:
             {"message_id": msg.id, "recalled_at": ch.now},
         )
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "message.recalled",
-            audit.actor_of(actor),
-            target_type="message",
-            target_id=msg.id,
+            audit.Actor.of(actor),
+            target=audit.Target("message", msg.id),
             details={
                 "conversation_id": conv.id,
                 "sender_id": msg.sender_id,
