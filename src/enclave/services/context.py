@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from enclave.bus.base import Bus as Bus  # re-exported until realtime/follow.py imports bus.base
 from enclave.config import Config
 from enclave.crypto.keyring import KeyProvider
 from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, UserId, conversation_scope
-from enclave.domain.signals import Committed, Signal
-from enclave.domain.topics import Topic
+from enclave.domain.signals import Committed
 from enclave.services.limits import MemoryRateLimiter, RateLimiter
 from enclave.services.presence import MemoryPresence, PresenceStore
 from enclave.storage import conversations as conv_store
@@ -34,27 +34,6 @@ class Clock(Protocol):
 class SystemClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
-
-
-class Bus(Protocol):
-    """Carries signals to the subscribers of every node that follows their topics (see
-    enclave.bus and enclave.domain.topics). This node's subscribers get what it publishes at
-    once and in order; other nodes' signals arrive for the topics this node follows."""
-
-    async def publish(self, signal: Signal) -> None: ...
-
-    def subscribe(self, subscriber: Callable[[Signal], None]) -> Callable[[], None]: ...
-
-    def follow(self, topics: Iterable[Topic]) -> Awaitable[None]:
-        """Receive other nodes' signals of `topics` too (counted: unfollow as often); the result
-        is done once they arrive (or at once when there is no one to ask)."""
-        ...
-
-    def unfollow(self, topics: Iterable[Topic]) -> None: ...
-
-    def on_gap(self, handler: Callable[[], None]) -> Callable[[], None]:
-        """Run `handler` whenever this node may have missed other nodes' signals."""
-        ...
 
 
 @dataclass
