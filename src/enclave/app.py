@@ -18,9 +18,9 @@ from enclave.crypto.keyring import EnvKeyring, FileKeyring, KeyProvider, Keyring
 from enclave.crypto.passwords import Passwords
 from enclave.services import alerts, metrics
 from enclave.services.context import Context
-from enclave.services.keys import DataKeys
 from enclave.services.limits import FallbackRateLimiter, MemoryRateLimiter, RateLimiter
 from enclave.services.presence import FallbackPresence, MemoryPresence, PresenceStore
+from enclave.services.sealer import DataKeys
 from enclave.storage import keys as key_store
 from enclave.storage.base import Database, NoSealer, Sealer
 from enclave.storage.postgres import PostgresDatabase

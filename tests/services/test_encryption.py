@@ -21,7 +21,7 @@ from enclave.domain.models import Message
 from enclave.services import audit
 from enclave.services import keys as key_service
 from enclave.services.context import Context
-from enclave.services.keys import DataKeys
+from enclave.services.sealer import DataKeys
 from enclave.storage import audit as audit_store
 from enclave.storage import keys as key_store
 from enclave.storage import messages as msg_store

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from enclave.bus.base import Bus as Bus  # re-exported until realtime/follow.py imports bus.base
 from enclave.config import Config
@@ -17,12 +17,10 @@ from enclave.domain.ids import ConversationId, UserId, conversation_scope
 from enclave.domain.signals import Committed
 from enclave.services.limits import MemoryRateLimiter, RateLimiter
 from enclave.services.presence import MemoryPresence, PresenceStore
+from enclave.services.sealer import DataKeys
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
 from enclave.storage.base import Database, Tx
-
-if TYPE_CHECKING:  # keys.py imports audit.py, which imports this module
-    from enclave.services.keys import DataKeys
 
 T = TypeVar("T")
 
