@@ -107,7 +107,7 @@ def record(
     metrics.audit_entry(action, outcome)
     if alerts.is_failed_login(entry):
         metrics.failed_login()
-    for alert in alerts.observe(entry):
+    for alert in ctx.alerts.observe(entry):
         _raise_alert(ctx, ch, entry, alert)
     return entry
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from enclave.bus.base import Bus as Bus  # re-exported until realtime/follow.py imports bus.base
-from enclave.config import Config
+from enclave.config import AlertsConfig, Config
 from enclave.crypto.keyring import KeyProvider
 from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, EventType
 from enclave.domain.ids import ConversationId, UserId, conversation_scope
 from enclave.domain.signals import Committed
+from enclave.services.alerts import Monitor
 from enclave.services.limits import MemoryRateLimiter, RateLimiter
 from enclave.services.presence import MemoryPresence, PresenceStore
 from enclave.services.sealer import DataKeys
@@ -53,6 +54,8 @@ class Context:
     presence: PresenceStore = field(default_factory=MemoryPresence)
     node_id: str = "node"
     """Names this process among the nodes of a cluster."""
+    alerts: Monitor = field(default_factory=lambda: Monitor(AlertsConfig()))
+    """The alert rules' counts (`services.alerts`): this context's own, in memory or Redis."""
 
     async def cpu(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy work (password hashing) off the event loop."""
