@@ -167,23 +167,9 @@ def import_cycles(sources: Iterable[Source]) -> list[frozenset[str]]:
     return cycles
 
 
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # fixed by the services split (issue 12, point 3: keys.py splits the sealer from key
-    # operations); the lead removes this entry when the branches merge.
-    frozenset({"enclave.services.audit", "enclave.services.context", "enclave.services.keys"}),
-}
-
-
 def test_no_import_cycle_in_src() -> None:
-    found = set(import_cycles(src_sources()))
-    new = [sorted(c) for c in found - KNOWN_CYCLES]
-    assert not new, f"import cycles (TYPE_CHECKING and local imports count): {new}"
-
-
-def test_every_known_cycle_still_exists() -> None:
-    found = set(import_cycles(src_sources()))
-    gone = [sorted(c) for c in KNOWN_CYCLES - found]
-    assert not gone, f"no longer a cycle: remove from KNOWN_CYCLES: {gone}"
+    found = [sorted(c) for c in import_cycles(src_sources())]
+    assert not found, f"import cycles (TYPE_CHECKING and local imports count): {found}"
 
 
 def test_the_cycle_check_sees_type_checking_and_function_local_imports() -> None:

@@ -18,9 +18,9 @@ from enclave.crypto.keyring import EnvKeyring, FileKeyring, KeyProvider, Keyring
 from enclave.crypto.passwords import Passwords
 from enclave.services import alerts, metrics
 from enclave.services.context import Context
-from enclave.services.keys import DataKeys
 from enclave.services.limits import FallbackRateLimiter, MemoryRateLimiter, RateLimiter
 from enclave.services.presence import FallbackPresence, MemoryPresence, PresenceStore
+from enclave.services.sealer import DataKeys
 from enclave.storage import keys as key_store
 from enclave.storage.base import Database, NoSealer, Sealer
 from enclave.storage.postgres import PostgresDatabase
@@ -75,7 +75,7 @@ async def open_context(config: Config) -> AsyncIterator[Context]:
     try:
         await _check_keyring(db, keys, config, created)
         passwords = await asyncio.to_thread(make_passwords, config)
-        async with _shared_state(config) as (bus, limiter, presence, node_id):
+        async with _shared_state(config) as (bus, limiter, presence, monitor, node_id):
             yield Context(
                 db=db,
                 bus=bus,
@@ -86,12 +86,13 @@ async def open_context(config: Config) -> AsyncIterator[Context]:
                 limiter=limiter,
                 presence=presence,
                 node_id=node_id,
+                alerts=monitor,
             )
     finally:
         await db.close()
 
 
-SharedState = tuple[InProcessBus | RedisBus, RateLimiter, PresenceStore, str]
+SharedState = tuple[InProcessBus | RedisBus, RateLimiter, PresenceStore, alerts.Monitor, str]
 
 
 @asynccontextmanager
@@ -101,8 +102,8 @@ async def _shared_state(config: Config) -> AsyncIterator[SharedState]:
     Redis does not answer). Alert counters follow the same choice."""
     node_id = secrets.token_hex(8)
     if not config.uses_redis:
-        alerts.configure(config.alerts)  # this process's alert thresholds, counting from zero
-        yield InProcessBus(), MemoryRateLimiter(), MemoryPresence(), node_id
+        monitor = alerts.Monitor(config.alerts)  # this context's alert counts, from zero
+        yield InProcessBus(), MemoryRateLimiter(), MemoryPresence(), monitor, node_id
         return
     cfg = config.redis
     async with AsyncExitStack() as stack:
@@ -114,11 +115,11 @@ async def _shared_state(config: Config) -> AsyncIterator[SharedState]:
         )
         stack.push_async_callback(link.close)
         bus = RedisBus(link, node_id)
-        alerts.configure(config.alerts, RedisAlertWindows(link))
+        monitor = alerts.Monitor(config.alerts, RedisAlertWindows(link))
         await bus.start()  # without Redis the node starts anyway, and connects when it can
         stack.push_async_callback(bus.close)
         limiter = FallbackRateLimiter(RedisRateLimiter(link))
-        yield bus, limiter, FallbackPresence(RedisPresence(link, node_id)), node_id
+        yield bus, limiter, FallbackPresence(RedisPresence(link, node_id)), monitor, node_id
 
 
 async def _check_keyring(db: Database, keys: KeyProvider, config: Config, created: bool) -> None:

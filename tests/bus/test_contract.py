@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from enclave.bus.base import Bus
 from enclave.bus.memory import InProcessBus
 from enclave.bus.redis import RedisBus, RedisLink
 from enclave.domain.events import (
@@ -34,7 +35,6 @@ from enclave.domain.signals import (
     Typing,
 )
 from enclave.domain.topics import Topic, conversation_topic, topics_of
-from enclave.services.context import Bus
 
 CONV = ConversationId("c" * 26)
 OTHER = ConversationId("d" * 26)

@@ -64,13 +64,11 @@ async def add(
 ) -> AuditEntry:
     def work(ch: Changes) -> AuditEntry:
         return audit.record(
-            ctx.keys,
-            ch.tx,
-            now if now is not None else ch.now,
+            ctx,
+            Changes(ch.tx, now if now is not None else ch.now),
             action,
             audit.Actor(org_id=ORG, user_id=actor, ip=ip),
-            target_type=target_type,
-            target_id=target_id,
+            target=audit.Target(target_type, target_id) if target_type is not None else None,
             outcome=outcome,
             details=details,
         )

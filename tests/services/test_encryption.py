@@ -21,7 +21,7 @@ from enclave.domain.models import Message
 from enclave.services import audit
 from enclave.services import keys as key_service
 from enclave.services.context import Context
-from enclave.services.keys import DataKeys
+from enclave.services.sealer import DataKeys
 from enclave.storage import audit as audit_store
 from enclave.storage import keys as key_store
 from enclave.storage import messages as msg_store
@@ -145,9 +145,7 @@ async def test_rotation_rewraps_keys_and_everything_still_reads(
     assert isinstance(keyring, FileKeyring)
     old = keyring.active_id()
 
-    done = await key_service.rotate(
-        ctx.db, ctx.data_keys, ctx.clock.now_ms(), audit.Actor(), grace_seconds=0
-    )
+    done = await key_service.rotate(ctx, ctx.clock.now_ms(), audit.Actor(), grace_seconds=0)
     assert done.rewrapped >= 2  # the conversation's key and the people's
     assert done.retired == [old]
     assert old not in FileKeyring(config.keyring_path()).kek_ids()
@@ -192,7 +190,7 @@ async def test_a_key_wrapped_with_the_old_kek_during_rotation_does_not_keep_it_a
         return done
 
     monkeypatch.setattr(key_service, "_rewrap_all", sweep_then_late_write)
-    done = await key_service.rotate(ctx.db, ctx.data_keys, now, audit.Actor(), grace_seconds=0)
+    done = await key_service.rotate(ctx, now, audit.Actor(), grace_seconds=0)
     assert sealed, "the late write happened"
     assert done.retired == [old]
     assert done.remaining == [] and done.complete
@@ -294,8 +292,7 @@ async def test_shredding_reaches_backups_made_before_it(
     backup = await asyncio.to_thread(_backup, config, tmp_path)
 
     result = await key_service.shred(
-        ctx.db,
-        ctx.data_keys,
+        ctx,
         ctx.clock.now_ms(),
         audit.Actor(),
         conversation_scope(doomed),

@@ -23,7 +23,7 @@ from enclave.domain.ids import conversation_scope
 from enclave.domain.models import ConversationKind
 from enclave.services import accounts, audit, conversations, messages, retention
 from enclave.services.context import Context, SystemClock
-from enclave.services.keys import DataKeys
+from enclave.services.sealer import DataKeys
 from enclave.storage import accounts as account_store
 from enclave.storage import audit as audit_store
 from enclave.storage import keys as key_store

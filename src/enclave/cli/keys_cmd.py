@@ -61,8 +61,7 @@ async def run(args: argparse.Namespace, config: Config) -> int:
             return 0
         try:
             done = await key_service.rotate(
-                ctx.db,
-                ctx.data_keys,
+                ctx,
                 ctx.clock.now_ms(),
                 audit.Actor(),
                 retire_old=not args.keep_old,

@@ -1,6 +1,6 @@
 """Key-encryption keys (KEKs): the root of encryption at rest, kept outside the database.
 
-Data keys (one per conversation or person and time epoch, see `enclave.services.keys`) are
+Data keys (one per conversation or person and time epoch, see `enclave.services.sealer`) are
 AES-256-GCM keys stored in the database only wrapped by a KEK. A `KeyProvider` holds the KEKs;
 two ship here:
 

@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from enclave.bus.base import Bus
 from enclave.domain.topics import Topic
 from enclave.realtime.connection import Connection
-from enclave.services.context import Bus
 
 K = TypeVar("K")
 

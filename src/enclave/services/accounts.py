@@ -52,35 +52,6 @@ class Authenticated:
     token_hash: bytes
 
 
-def _record(
-    ctx: Context,
-    ch: Changes,
-    action: str,
-    actor: User | None,
-    ip: str | None,
-    *,
-    target: User | None = None,
-    target_type: str = "user",
-    target_id: str | None = None,
-    outcome: str = "success",
-    details: dict[str, object] | None = None,
-) -> None:
-    """An audit entry in the transaction of the change. `actor` None is the operator at the
-    server's shell (the CLI); the entry then belongs to the target's organization."""
-    org_id = actor.org_id if actor else (target.org_id if target else None)
-    audit.record(
-        ctx.keys,
-        ch.tx,
-        ch.now,
-        action,
-        audit.Actor(org_id=org_id, user_id=actor.id if actor else None, ip=ip),
-        target_type=target_type,
-        target_id=target_id if target_id is not None else (target.id if target else None),
-        outcome=outcome,
-        details=details,
-    )
-
-
 # -- first run --------------------------------------------------------------------------------
 
 
@@ -209,7 +180,14 @@ async def _checked_login(
             last_ip=ip,
         )
         store.insert_session(ch.tx, session)
-        _record(ctx, ch, "auth.login", user, ip, target=user, details={"method": method})
+        audit.record(
+            ctx,
+            ch,
+            "auth.login",
+            audit.Actor.of(user, ip),
+            target=audit.Target.user(user),
+            details={"method": method},
+        )
         return None
 
     if await write(ctx, work) is not None:
@@ -226,13 +204,11 @@ def _record_login_failure(
     # to a sane length; never the password.
     shown = "".join(c for c in name if c.isprintable())[:64]
     audit.record(
-        ctx.keys,
-        ch.tx,
-        ch.now,
+        ctx,
+        ch,
         "auth.login",
         audit.Actor(org_id=user.org_id if user else None, ip=ip),
-        target_type="username",
-        target_id=shown,
+        target=audit.Target("username", shown),
         outcome="failure",
         details={"reason": reason},
     )
@@ -381,14 +357,12 @@ async def revoke_session(
         for session in store.user_sessions(ch.tx, auth.user.id):
             if _public_session_id(session.token_hash) == session_id:
                 store.delete_session(ch.tx, session.token_hash)
-                _record(
+                audit.record(
                     ctx,
                     ch,
                     "session.revoked",
-                    auth.user,
-                    ip,
-                    target_type="session",
-                    target_id=session_id,
+                    audit.Actor.of(auth.user, ip),
+                    target=audit.Target("session", session_id),
                     details={
                         "scope": "one",
                         "user_id": auth.user.id,
@@ -407,13 +381,12 @@ async def revoke_other_sessions(ctx: Context, auth: Authenticated, ip: str | Non
 
     def work(ch: Changes) -> int:
         count = store.delete_user_sessions(ch.tx, auth.user.id, keep=auth.token_hash)
-        _record(
+        audit.record(
             ctx,
             ch,
             "session.revoked",
-            auth.user,
-            ip,
-            target=auth.user,
+            audit.Actor.of(auth.user, ip),
+            target=audit.Target.user(auth.user),
             details={"scope": "others", "count": count},
         )
         return count
@@ -433,13 +406,12 @@ async def revoke_user_sessions(
         # Only an owner signs out an owner; department admins only within their departments.
         user = gates.user_admin(ch.tx, actor, OrgAction.REVOKE_USER_SESSIONS, user_id)
         count = store.delete_user_sessions(ch.tx, user.id)
-        _record(
+        audit.record(
             ctx,
             ch,
             "session.revoked",
-            actor,
-            ip,
-            target=user,
+            audit.Actor.of(actor, ip),
+            target=audit.Target.user(user),
             details={"scope": "all", "by_admin": True, "count": count},
         )
         return user, count
@@ -452,7 +424,13 @@ async def revoke_user_sessions(
 async def logout(ctx: Context, auth: Authenticated, ip: str | None = None) -> None:
     def work(ch: Changes) -> None:
         store.delete_session(ch.tx, auth.token_hash)
-        _record(ctx, ch, "auth.logout", auth.user, ip, target=auth.user)
+        audit.record(
+            ctx,
+            ch,
+            "auth.logout",
+            audit.Actor.of(auth.user, ip),
+            target=audit.Target.user(auth.user),
+        )
 
     await write(ctx, work)
     await ctx.bus.publish(SessionsRevoked(auth.user.id, auth.token_hash))
@@ -474,13 +452,12 @@ async def change_password(
     def work(ch: Changes) -> None:
         store.set_password(ch.tx, user.id, new_hash, must_change=False)
         count = store.delete_user_sessions(ch.tx, user.id, keep=auth.token_hash)
-        _record(
+        audit.record(
             ctx,
             ch,
             "auth.password_changed",
-            user,
-            ip,
-            target=user,
+            audit.Actor.of(user, ip),
+            target=audit.Target.user(user),
             details={"sessions_revoked": count, "was_required": user.must_change_password},
         )
 
@@ -536,13 +513,12 @@ async def create_user(
             store.insert_user(ch.tx, user, pw_hash)
         except UniqueViolation:
             raise Conflict("username_taken", f"username {name!r} is taken") from None
-        _record(
+        audit.record(
             ctx,
             ch,
             "user.created",
-            actor,
-            ip,
-            target=user,
+            audit.Actor.of(actor, ip) if actor else audit.Actor.operator(user.org_id, ip),
+            target=audit.Target.user(user),
             details={
                 "username": name,
                 "role": role.value,
@@ -611,13 +587,12 @@ async def set_active(
             raise Conflict("last_owner", "the last owner cannot be deactivated")
         store.set_active(ch.tx, user.id, active)
         count = store.delete_user_sessions(ch.tx, user.id) if not active else 0
-        _record(
+        audit.record(
             ctx,
             ch,
             "user.activated" if active else "user.deactivated",
-            actor,
-            ip,
-            target=user,
+            audit.Actor.of(actor, ip) if actor else audit.Actor.operator(user.org_id, ip),
+            target=audit.Target.user(user),
             details={
                 "username": user.username,
                 "was_active": user.is_active,
@@ -646,13 +621,12 @@ async def reset_password(ctx: Context, username: str, password: str) -> User:
     def work(ch: Changes) -> User:
         store.set_password(ch.tx, found.id, pw_hash, must_change=False)
         count = store.delete_user_sessions(ch.tx, found.id)
-        _record(
+        audit.record(
             ctx,
             ch,
             "auth.password_reset",
-            None,
-            None,
-            target=found,
+            audit.Actor.operator(found.org_id),
+            target=audit.Target.user(found),
             details={"username": found.username, "sessions_revoked": count, "via": "cli"},
         )
         return replace(found, must_change_password=False)
@@ -696,14 +670,12 @@ async def update_org_settings(
             return before
         after = replace(after, updated_at=ch.now)
         store.put_org_settings(ch.tx, after)
-        _record(
+        audit.record(
             ctx,
             ch,
             "org.settings_changed",
-            actor,
-            ip,
-            target_type="org",
-            target_id=actor.org_id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("org", actor.org_id),
             details={"changed": changed},
         )
         return after

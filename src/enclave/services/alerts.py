@@ -1,20 +1,19 @@
 """Alerts derived from the audit log: bursts of failed logins, mass deletion, mass export.
 
-`services.audit.record` hands every entry it appends to `observe`. Each rule picks the entries it
-counts and the key it counts them by (a source address, an account, a person); when one key
-reaches the rule's threshold within the sliding window (`alerts.*` in docs/config.md), `observe`
-returns an `Alert`, and `record` appends it as an `alert.<rule>` entry, counts it in the
-`enclave_alerts_total` metric and logs a warning. A key alerts at most once per window, however
-many more entries arrive.
+`services.audit.record` hands every entry it appends to the context's `Monitor.observe`. Each
+rule picks the entries it counts and the key it counts them by (a source address, an account, a
+person); when one key reaches the rule's threshold within the sliding window (`alerts.*` in
+docs/config.md), `observe` returns an `Alert`, and `record` appends it as an `alert.<rule>`
+entry, counts it in the `enclave_alerts_total` metric and logs a warning. A key alerts at most
+once per window, however many more entries arrive.
 
 The counts live in a `Windows` store: this process's memory on one node, or Redis in a
 cluster (`enclave.bus.shared.RedisAlertWindows`), so that a burst spread over the nodes raises
 its alert once for the cluster; while Redis does not answer, each node counts in its memory.
 Counts in memory are lost on restart. Entries are counted when they are appended, so an entry
 whose transaction is rolled back afterwards was still counted: alerts err towards firing.
-The monitor is process-wide because `record` is called from any transaction, not only from
-code that holds the service context; `configure` (called by the composition root) sets the
-thresholds and the store, and starts afresh.
+Each service context holds its own `Monitor` (`Context.alerts`, built by the composition root
+with the thresholds and the store), so two contexts in one process never share windows.
 """
 
 from __future__ import annotations
@@ -34,9 +33,7 @@ __all__ = [
     "MemoryWindows",
     "Monitor",
     "Windows",
-    "configure",
     "is_failed_login",
-    "observe",
 ]
 
 _SWEEP_EVERY = 4096
@@ -183,16 +180,3 @@ class Monitor:
             if fire:
                 raised.append(Alert(rule.name, key[0], key[1], count, self._window_ms, first))
         return raised
-
-
-_MONITOR = Monitor(AlertsConfig())
-
-
-def configure(cfg: AlertsConfig, windows: Windows | None = None) -> None:
-    """Set the thresholds (and, in a cluster, the shared store) of this process's monitor; what
-    it counted in memory is forgotten."""
-    _MONITOR.configure(cfg, windows)
-
-
-def observe(entry: AuditEntry) -> list[Alert]:
-    return _MONITOR.observe(entry)

@@ -52,60 +52,75 @@ class Actor:
     user_id: str | None = None
     ip: str | None = None
 
+    @classmethod
+    def of(cls, user: User, ip: str | None = None) -> Actor:
+        """An action taken by `user` (in their organization)."""
+        return cls(org_id=user.org_id, user_id=user.id, ip=ip)
 
-def actor_of(user: User, ip: str | None = None) -> Actor:
-    """The actor for an action taken by `user` (in their organization)."""
-    return Actor(org_id=user.org_id, user_id=user.id, ip=ip)
+    @classmethod
+    def operator(cls, org_id: str | None = None, ip: str | None = None) -> Actor:
+        """No person: the operator at the server's shell (the CLI) or the server itself (a job,
+        a schedule), acting in `org_id`'s organization (None: in none in particular)."""
+        return cls(org_id=org_id, ip=ip)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the action was done to: a type (`user`, `conversation`, `export`, ...) and its id."""
+
+    type: str
+    id: str | None
+
+    @classmethod
+    def user(cls, user: User) -> Target:
+        return cls("user", user.id)
 
 
 def record(
-    keys: keyring.KeyProvider,
-    tx: Tx,
-    now: int,
+    ctx: Context,
+    ch: Changes,
     action: str,
     actor: Actor,
     *,
-    target_type: str | None = None,
-    target_id: str | None = None,
+    target: Target | None = None,
     outcome: str = "success",
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one chained entry inside the caller's write transaction (and any alert it raises)."""
-    last_seq, last_hash = store.lock_head(tx)
+    """Append one chained entry, dated `ch.now`, inside the write transaction of the change it
+    describes (and any alert it raises). The one way anything is audited."""
+    last_seq, last_hash = store.lock_head(ch.tx)
     entry = AuditEntry(
         seq=last_seq + 1,
-        at=now,
+        at=ch.now,
         action=action,
         org_id=actor.org_id,
         actor_id=actor.user_id,
-        target_type=target_type,
-        target_id=target_id,
+        target_type=target.type if target else None,
+        target_id=target.id if target else None,
         ip=actor.ip,
         outcome=outcome,
-        details=details or {},
+        details=dict(details or {}),
         prev_hash=last_hash,
     )
-    entry = replace(entry, hash=keyring.mac(keys.audit_key(), entry.chained_bytes()))
-    store.append(tx, entry)
+    entry = replace(entry, hash=keyring.mac(ctx.keys.audit_key(), entry.chained_bytes()))
+    store.append(ch.tx, entry)
     metrics.audit_entry(action, outcome)
     if alerts.is_failed_login(entry):
         metrics.failed_login()
-    for alert in alerts.observe(entry):
-        _raise_alert(keys, tx, entry, alert)
+    for alert in ctx.alerts.observe(entry):
+        _raise_alert(ctx, ch, entry, alert)
     return entry
 
 
-def _raise_alert(keys: keyring.KeyProvider, tx: Tx, cause: AuditEntry, alert: alerts.Alert) -> None:
+def _raise_alert(ctx: Context, ch: Changes, cause: AuditEntry, alert: alerts.Alert) -> None:
     """Append the `alert.<rule>` entry, count it, and log it (ids and addresses only)."""
     window_s = alert.window_ms // 1000
     record(
-        keys,
-        tx,
-        cause.at,
+        ctx,
+        ch,
         f"alert.{alert.rule}",
-        Actor(org_id=cause.org_id, ip=alert.target_id if alert.target_type == "ip" else None),
-        target_type=alert.target_type,
-        target_id=alert.target_id,
+        Actor.operator(cause.org_id, alert.target_id if alert.target_type == "ip" else None),
+        target=Target(alert.target_type, alert.target_id),
         outcome="alert",
         details={
             "count": alert.count,
@@ -300,11 +315,10 @@ async def verify_for(ctx: Context, actor: User) -> Verification:
 
     def work(ch: Changes) -> None:
         record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "audit.verified",
-            actor_of(actor),
+            Actor.of(actor),
             outcome="success" if result.ok else "failure",
             details={"checked": result.checked, "problems": result.problem_count},
         )

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from enclave.config import Config
+from enclave.bus.base import Bus
+from enclave.config import AlertsConfig, Config
 from enclave.crypto.keyring import KeyProvider
 from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, Payload
 from enclave.domain.ids import ConversationId, UserId, conversation_scope
-from enclave.domain.signals import Committed, Signal
-from enclave.domain.topics import Topic
+from enclave.domain.signals import Committed
+from enclave.services.alerts import Monitor
 from enclave.services.limits import MemoryRateLimiter, RateLimiter
 from enclave.services.presence import MemoryPresence, PresenceStore
+from enclave.services.sealer import DataKeys
 from enclave.storage import conversations as conv_store
 from enclave.storage import messages as msg_store
 from enclave.storage.base import Database, Tx
-
-if TYPE_CHECKING:  # keys.py imports audit.py, which imports this module
-    from enclave.services.keys import DataKeys
 
 T = TypeVar("T")
 
@@ -34,27 +33,6 @@ class Clock(Protocol):
 class SystemClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
-
-
-class Bus(Protocol):
-    """Carries signals to the subscribers of every node that follows their topics (see
-    enclave.bus and enclave.domain.topics). This node's subscribers get what it publishes at
-    once and in order; other nodes' signals arrive for the topics this node follows."""
-
-    async def publish(self, signal: Signal) -> None: ...
-
-    def subscribe(self, subscriber: Callable[[Signal], None]) -> Callable[[], None]: ...
-
-    def follow(self, topics: Iterable[Topic]) -> Awaitable[None]:
-        """Receive other nodes' signals of `topics` too (counted: unfollow as often); the result
-        is done once they arrive (or at once when there is no one to ask)."""
-        ...
-
-    def unfollow(self, topics: Iterable[Topic]) -> None: ...
-
-    def on_gap(self, handler: Callable[[], None]) -> Callable[[], None]:
-        """Run `handler` whenever this node may have missed other nodes' signals."""
-        ...
 
 
 @dataclass
@@ -76,6 +54,8 @@ class Context:
     presence: PresenceStore = field(default_factory=MemoryPresence)
     node_id: str = "node"
     """Names this process among the nodes of a cluster."""
+    alerts: Monitor = field(default_factory=lambda: Monitor(AlertsConfig()))
+    """The alert rules' counts (`services.alerts`): this context's own, in memory or Redis."""
 
     async def cpu(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy work (password hashing) off the event loop."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from enclave.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -230,7 +229,14 @@ async def update(
             changed = replace(changed, announcement=announcement)
             action = "conversation.announcement_changed"
             flag = {"announcement": announcement}
-            _audit(ctx, ch, actor, action, "conversation", conv.id, flag)
+            audit.record(
+                ctx,
+                ch,
+                action,
+                audit.Actor.of(actor),
+                target=audit.Target("conversation", conv.id),
+                details=flag,
+            )
         event = ch.record(conv.id, ConversationUpdated(ConversationSnapshot.of(changed)), actor.id)
         return _summary(ch.tx, actor, replace(changed, last_seq=event.seq))
 
@@ -247,8 +253,14 @@ async def set_archived(
         store.set_archived(ch.tx, conv.id, archived)
         change = ConversationArchived if archived else ConversationUnarchived
         event = ch.record(conv.id, change(conv.id), actor.id)
-        action = change.TYPE.value
-        _audit(ctx, ch, actor, action, "conversation", conv.id, {"kind": conv.kind.value})
+        audit.record(
+            ctx,
+            ch,
+            change.TYPE.value,
+            audit.Actor.of(actor),
+            target=audit.Target("conversation", conv.id),
+            details={"kind": conv.kind.value},
+        )
         return _summary(ch.tx, actor, replace(conv, archived=archived, last_seq=event.seq))
 
     return await write(ctx, work)
@@ -328,7 +340,14 @@ async def remove_member(ctx: Context, actor: User, conv_id: str, user_id: str) -
         store.remove_member(ch.tx, conv.id, target.user_id)
         ch.record(conv.id, MemberLeft(target.user_id), actor.id)
         details = {"conversation_id": conv.id, "role": target.role.value}
-        _audit(ctx, ch, actor, "conversation.member_removed", "user", target.user_id, details)
+        audit.record(
+            ctx,
+            ch,
+            "conversation.member_removed",
+            audit.Actor.of(actor),
+            target=audit.Target("user", target.user_id),
+            details=details,
+        )
 
     await write(ctx, work)
 
@@ -347,32 +366,17 @@ async def set_member_role(
         store.set_member_role(ch.tx, conv.id, target.user_id, role)
         ch.record(conv.id, MemberRoleChanged(target.user_id, role), actor.id)
         details = {"conversation_id": conv.id, "from": target.role.value, "to": role.value}
-        _audit(ctx, ch, actor, "conversation.member_role_changed", "user", target.user_id, details)
+        audit.record(
+            ctx,
+            ch,
+            "conversation.member_role_changed",
+            audit.Actor.of(actor),
+            target=audit.Target("user", target.user_id),
+            details=details,
+        )
         return replace(target, role=role)
 
     return await write(ctx, work)
-
-
-def _audit(
-    ctx: Context,
-    ch: Changes,
-    actor: User,
-    action: str,
-    target_type: str,
-    target_id: str,
-    details: Mapping[str, object],
-) -> None:
-    """Moderation is audited in the transaction of the change (docs/security.md, "Audit log")."""
-    audit.record(
-        ctx.keys,
-        ch.tx,
-        ch.now,
-        action,
-        audit.actor_of(actor),
-        target_type=target_type,
-        target_id=target_id,
-        details=dict(details),
-    )
 
 
 async def members(

@@ -64,7 +64,7 @@ def pseudonym(user_id: str) -> str:
 async def erase(ctx: Context, actor: User, user_id: str, ip: str | None = None) -> Erasure:
     """Erase a person of the actor's organization (owners and admins)."""
     gates.require_org(actor, OrgAction.ERASE_USER)
-    who = audit.actor_of(actor, ip)
+    who = audit.Actor.of(actor, ip)
 
     def begin(ch: Changes) -> tuple[User, str, int]:
         # Only an owner erases an owner (the roles each role administers: domain.policy).
@@ -85,13 +85,11 @@ async def erase(ctx: Context, actor: User, user_id: str, ip: str | None = None) 
         sessions = account_store.delete_user_sessions(ch.tx, target.id)
         mfa_store.delete(ch.tx, target.id)
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "user.erasure_started",
             who,
-            target_type="user",
-            target_id=target.id,
+            target=audit.Target("user", target.id),
             details={"mode": mode, "sessions_revoked": sessions, "pseudonym": name},
         )
         return target, mode, sessions
@@ -102,9 +100,7 @@ async def erase(ctx: Context, actor: User, user_id: str, ip: str | None = None) 
     if mode == "delete":
         deleted, kept, versions = await _delete_texts(ctx, actor, target.id)
         scrubbed = await _scrub_events(ctx, target.id)
-    shredded = await keys.shred(
-        ctx.db, ctx.data_keys, ctx.clock.now_ms(), who, user_scope(target.id)
-    )
+    shredded = await keys.shred(ctx, ctx.clock.now_ms(), who, user_scope(target.id))
     result = Erasure(
         user_id=target.id,
         username=pseudonym(target.id),
@@ -122,13 +118,11 @@ async def erase(ctx: Context, actor: User, user_id: str, ip: str | None = None) 
             k: v for k, v in result.__dict__.items() if k not in ("user_id", "username")
         }
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "user.erased",
             who,
-            target_type="user",
-            target_id=target.id,
+            target=audit.Target("user", target.id),
             details={**details, "pseudonym": result.username, "key_ids": shredded.key_ids},
         )
 

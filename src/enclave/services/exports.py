@@ -42,7 +42,7 @@ from enclave.domain.ids import ConversationId, OrgId, is_valid_id, new_id
 from enclave.domain.models import User
 from enclave.domain.policy import OrgAction
 from enclave.services import audit, gates
-from enclave.services.context import Context
+from enclave.services.context import Changes, Context
 from enclave.services.export_files import (
     ExportWriter,
     make_private_dir,
@@ -188,7 +188,14 @@ async def start(
         )
         store.insert_job(tx, created)
         _take_job(ctx, tx, created.id)
-        _audit_started(ctx, tx, created, audit.actor_of(actor, ip), query)
+        audit.record(
+            ctx,
+            Changes(tx, created.created_at),
+            "export.ediscovery",
+            audit.Actor.of(actor, ip),
+            target=audit.Target("export", created.id),
+            details={"stage": "started", "query": query.wire()},
+        )
         return created
 
     job = await ctx.db.write(work)
@@ -196,21 +203,6 @@ async def start(
     _tasks[job.id] = task
     task.add_done_callback(lambda _t: _tasks.pop(job.id, None))
     return job
-
-
-def _audit_started(
-    ctx: Context, tx: Tx, job: store.ExportJob, actor: audit.Actor, query: ExportQuery
-) -> None:
-    audit.record(
-        ctx.keys,
-        tx,
-        job.created_at,
-        "export.ediscovery",
-        actor,
-        target_type="export",
-        target_id=job.id,
-        details={"stage": "started", "query": query.wire()},
-    )
 
 
 async def wait(job_id: str) -> None:
@@ -281,14 +273,11 @@ async def _finished(ctx: Context, job: store.ExportJob, manifest: dict[str, Any]
     def work(tx: Tx) -> None:
         store.finish(tx, job.id, store.DONE, now, expires, None)
         audit.record(
-            ctx.keys,
-            tx,
-            now,
+            ctx,
+            Changes(tx, now),
             "export.ediscovery",
-            # The job itself, not the person: one export counts once in the mass-export alert.
-            audit.Actor(org_id=job.org_id),
-            target_type="export",
-            target_id=job.id,
+            audit.Actor.operator(job.org_id),
+            target=audit.Target("export", job.id),
             details={
                 "stage": "finished",
                 "requested_by": job.requested_by,
@@ -307,13 +296,11 @@ async def _failed(ctx: Context, job: store.ExportJob, reason: str) -> None:
     def work(tx: Tx) -> None:
         store.finish(tx, job.id, store.FAILED, now, None, reason)
         audit.record(
-            ctx.keys,
-            tx,
-            now,
+            ctx,
+            Changes(tx, now),
             "export.ediscovery",
-            audit.Actor(org_id=job.org_id),
-            target_type="export",
-            target_id=job.id,
+            audit.Actor.operator(job.org_id),
+            target=audit.Target("export", job.id),
             outcome="failure",
             details={"stage": "failed", "requested_by": job.requested_by, "reason": reason},
         )
@@ -377,13 +364,11 @@ async def download(ctx: Context, actor: User, job_id: str, ip: str | None = None
 
     def work(tx: Tx) -> None:
         audit.record(
-            ctx.keys,
-            tx,
-            ctx.clock.now_ms(),
+            ctx,
+            Changes(tx, ctx.clock.now_ms()),
             "compliance.export_downloaded",
-            audit.actor_of(actor, ip),
-            target_type="export",
-            target_id=job.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("export", job.id),
             details={"sha256": digest},
         )
 
@@ -483,7 +468,14 @@ async def run_to_directory(
         )
         store.insert_job(tx, created)
         _take_job(ctx, tx, created.id)
-        _audit_started(ctx, tx, created, audit.Actor(org_id=org.id), query)
+        audit.record(
+            ctx,
+            Changes(tx, created.created_at),
+            "export.ediscovery",
+            audit.Actor.operator(org.id),
+            target=audit.Target("export", created.id),
+            details={"stage": "started", "query": query.wire()},
+        )
         return created
 
     job = await ctx.db.write(work)

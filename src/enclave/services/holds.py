@@ -73,13 +73,11 @@ async def create(
         )
         store.insert(ch.tx, hold)
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "legal_hold.created",
-            audit.actor_of(actor, ip),
-            target_type="legal_hold",
-            target_id=hold.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("legal_hold", hold.id),
             details={"kind": kind, "target_id": target_id, "reason": why},
         )
         return hold
@@ -101,13 +99,11 @@ async def release(
         if not store.release(ch.tx, hold.id, actor.id, ch.now, why):
             raise Conflict("hold_released", "this hold was released already")
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "legal_hold.released",
-            audit.actor_of(actor, ip),
-            target_type="legal_hold",
-            target_id=hold.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("legal_hold", hold.id),
             details={"kind": hold.kind, "target_id": hold.target_id, "reason": why},
         )
         found = store.get(ch.tx, actor.org_id, hold.id)

@@ -171,13 +171,11 @@ async def recall(ctx: Context, actor: User, message_id: str) -> Message:
         recalled = replace(msg, text=None, recalled_at=ch.now)
         ch.record(conv.id, MessageRecalled(msg.id, ch.now), actor.id)
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "message.recalled",
-            audit.actor_of(actor),
-            target_type="message",
-            target_id=msg.id,
+            audit.Actor.of(actor),
+            target=audit.Target("message", msg.id),
             details={
                 "conversation_id": conv.id,
                 "sender_id": msg.sender_id,

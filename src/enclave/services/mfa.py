@@ -44,33 +44,6 @@ class Enrolment:
     """The URI as a QR code: an SVG `data:` URI."""
 
 
-def _actor(user: User, ip: str | None) -> audit.Actor:
-    return audit.Actor(org_id=user.org_id, user_id=user.id, ip=ip)
-
-
-def _record(
-    ctx: Context,
-    ch: Changes,
-    action: str,
-    user: User,
-    ip: str | None,
-    *,
-    outcome: str = "success",
-    details: dict[str, object] | None = None,
-) -> None:
-    audit.record(
-        ctx.keys,
-        ch.tx,
-        ch.now,
-        action,
-        _actor(user, ip),
-        target_type="user",
-        target_id=user.id,
-        outcome=outcome,
-        details=details,
-    )
-
-
 async def status(ctx: Context, user: User) -> Status:
     def work(tx: Tx) -> Status:
         state = store.get(tx, user.id)
@@ -133,7 +106,14 @@ async def confirm(ctx: Context, user: User, code: str, ip: str | None = None) ->
         if step is None or not store.use_step(ch.tx, user.id, step, confirm_at=ch.now):
             return False
         store.replace_recovery_codes(ch.tx, user.id, hashes)
-        _record(ctx, ch, "mfa.enrolled", user, ip, details={"method": "totp"})
+        audit.record(
+            ctx,
+            ch,
+            "mfa.enrolled",
+            audit.Actor.of(user, ip),
+            target=audit.Target.user(user),
+            details={"method": "totp"},
+        )
         return True
 
     await _guarded(ctx, user, ip, work)
@@ -156,7 +136,14 @@ async def disable(
         if method is None:
             return False
         store.delete(ch.tx, user.id)
-        _record(ctx, ch, "mfa.disabled", user, ip, details={"verified_with": method})
+        audit.record(
+            ctx,
+            ch,
+            "mfa.disabled",
+            audit.Actor.of(user, ip),
+            target=audit.Target.user(user),
+            details={"verified_with": method},
+        )
         return True
 
     await _guarded(ctx, user, ip, work)
@@ -172,8 +159,13 @@ async def regenerate_codes(ctx: Context, user: User, code: str, ip: str | None =
         if method is None:
             return False
         store.replace_recovery_codes(ch.tx, user.id, hashes)
-        _record(
-            ctx, ch, "mfa.recovery_codes_regenerated", user, ip, details={"verified_with": method}
+        audit.record(
+            ctx,
+            ch,
+            "mfa.recovery_codes_regenerated",
+            audit.Actor.of(user, ip),
+            target=audit.Target.user(user),
+            details={"verified_with": method},
         )
         return True
 
@@ -197,12 +189,12 @@ async def _guarded(
     await lockout.failed(ctx, user.username, ip)
 
     def failed(ch: Changes) -> None:
-        _record(
+        audit.record(
             ctx,
             ch,
             "mfa.code_rejected",
-            user,
-            ip,
+            audit.Actor.of(user, ip),
+            target=audit.Target.user(user),
             outcome="failure",
             details={"reason": "bad_code"},
         )
@@ -242,6 +234,13 @@ def second_factor(
         if not store.burn_recovery_code(ch.tx, user.id, digest, ch.now):
             return None
         left = store.recovery_codes_left(ch.tx, user.id)
-        _record(ctx, ch, "mfa.recovery_code_used", user, ip, details={"codes_left": left})
+        audit.record(
+            ctx,
+            ch,
+            "mfa.recovery_code_used",
+            audit.Actor.of(user, ip),
+            target=audit.Target.user(user),
+            details={"codes_left": left},
+        )
         return "recovery_code"
     return None

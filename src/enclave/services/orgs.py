@@ -33,31 +33,6 @@ class DepartmentView:
     admin_ids: tuple[UserId, ...]
 
 
-def _audit(
-    ctx: Context,
-    ch: Changes,
-    actor: User | None,
-    action: str,
-    *,
-    org_id: str,
-    target_type: str,
-    target_id: str,
-    details: dict[str, object],
-    ip: str | None = None,
-) -> None:
-    """An audit entry in the change's transaction; `actor` None is the operator (CLI)."""
-    audit.record(
-        ctx.keys,
-        ch.tx,
-        ch.now,
-        action,
-        audit.Actor(org_id=org_id, user_id=actor.id if actor else None, ip=ip),
-        target_type=target_type,
-        target_id=target_id,
-        details=details,
-    )
-
-
 # -- organizations (the operator, at the server's shell) ------------------------------------
 
 
@@ -73,14 +48,12 @@ async def create_org(ctx: Context, name: str, owner_username: str) -> Bootstrap:
             org, owner = insert_org_with_owner(ch, clean, username, pw_hash)
         except UniqueViolation:
             raise Conflict("username_taken", f"username {username!r} is taken") from None
-        _audit(
+        audit.record(
             ctx,
             ch,
-            None,
             "org.created",
-            org_id=org.id,
-            target_type="org",
-            target_id=org.id,
+            audit.Actor.operator(org.id),
+            target=audit.Target("org", org.id),
             details={"name": clean, "owner_id": owner.id, "owner": username, "via": "cli"},
         )
         return Bootstrap(org=org, owner=owner, one_time_password=password)
@@ -202,16 +175,13 @@ async def create_department(
             store.insert_department(ch.tx, dept)
         except UniqueViolation:
             raise Conflict("department_name_taken", f"{clean!r} exists here already") from None
-        _audit(
+        audit.record(
             ctx,
             ch,
-            actor,
             "department.created",
-            org_id=actor.org_id,
-            target_type="department",
-            target_id=dept.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("department", dept.id),
             details={"name": clean, "parent_id": dept.parent_id},
-            ip=ip,
         )
         return DepartmentView(dept, ())
 
@@ -261,16 +231,13 @@ async def update_department(
             store.update_department(ch.tx, changed)
         except UniqueViolation:
             raise Conflict("department_name_taken", "the name exists there already") from None
-        _audit(
+        audit.record(
             ctx,
             ch,
-            actor,
             "department.updated",
-            org_id=actor.org_id,
-            target_type="department",
-            target_id=dept.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("department", dept.id),
             details={"changed": diff},
-            ip=ip,
         )
         return _view(ch.tx, changed)
 
@@ -288,16 +255,13 @@ async def delete_department(ctx: Context, actor: User, dept_id: str, ip: str | N
             raise Conflict("department_not_empty", "move its people and sub-departments first")
         admins = [u for d, u in store.admin_assignments(ch.tx, actor.org_id) if d == dept.id]
         store.delete_department(ch.tx, dept.id)
-        _audit(
+        audit.record(
             ctx,
             ch,
-            actor,
             "department.deleted",
-            org_id=actor.org_id,
-            target_type="department",
-            target_id=dept.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("department", dept.id),
             details={"name": dept.name, "parent_id": dept.parent_id, "admins_removed": admins},
-            ip=ip,
         )
 
     await write(ctx, work)
@@ -317,16 +281,13 @@ async def add_department_admin(
                 "not_department_admin", "give the person the department_admin role first"
             )
         if store.add_admin(ch.tx, dept.id, target.id, ch.now):
-            _audit(
+            audit.record(
                 ctx,
                 ch,
-                actor,
                 "department.admin_added",
-                org_id=actor.org_id,
-                target_type="user",
-                target_id=target.id,
+                audit.Actor.of(actor, ip),
+                target=audit.Target("user", target.id),
                 details={"department_id": dept.id, "username": target.username},
-                ip=ip,
             )
         return _view(ch.tx, dept)
 
@@ -343,16 +304,13 @@ async def remove_department_admin(
         target = gates.org_user(ch.tx, actor, user_id)
         if not store.remove_admin(ch.tx, dept.id, target.id):
             raise NotFound("department admin")
-        _audit(
+        audit.record(
             ctx,
             ch,
-            actor,
             "department.admin_removed",
-            org_id=actor.org_id,
-            target_type="user",
-            target_id=target.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("user", target.id),
             details={"department_id": dept.id, "username": target.username},
-            ip=ip,
         )
         return _view(ch.tx, dept)
 
@@ -376,16 +334,13 @@ async def move_user(
         if new_id_ == target.department_id:
             return target, False
         store.set_department(ch.tx, target.id, new_id_)
-        _audit(
+        audit.record(
             ctx,
             ch,
-            actor,
             "user.department_changed",
-            org_id=actor.org_id,
-            target_type="user",
-            target_id=target.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("user", target.id),
             details={"username": target.username, "from": target.department_id, "to": new_id_},
-            ip=ip,
         )
         return replace(target, department_id=new_id_), True
 
@@ -410,21 +365,18 @@ async def set_role(
         removed = 0
         if target.role is OrgRole.DEPARTMENT_ADMIN:
             removed = store.remove_all_admin_assignments(ch.tx, target.id)
-        _audit(
+        audit.record(
             ctx,
             ch,
-            actor,
             "user.role_changed",
-            org_id=actor.org_id,
-            target_type="user",
-            target_id=target.id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("user", target.id),
             details={
                 "username": target.username,
                 "from": target.role.value,
                 "to": role.value,
                 "department_admin_assignments_removed": removed,
             },
-            ip=ip,
         )
         return replace(target, role=role), True
 

@@ -73,13 +73,11 @@ async def export(ctx: Context, user: User, ip: str | None = None) -> AsyncIterat
 
     def note(ch: Changes) -> None:
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "export.gdpr",
-            audit.actor_of(user, ip),
-            target_type="user",
-            target_id=user.id,
+            audit.Actor.of(user, ip),
+            target=audit.Target("user", user.id),
             details={"format": FORMAT},
         )
 

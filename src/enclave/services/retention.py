@@ -96,13 +96,11 @@ async def set_default(
         store.set_org_days(ch.tx, actor.org_id, days, actor.id, ch.now)
         if before != days:
             audit.record(
-                ctx.keys,
-                ch.tx,
-                ch.now,
+                ctx,
+                ch,
                 "retention.policy_changed",
-                audit.actor_of(actor, ip),
-                target_type="org",
-                target_id=actor.org_id,
+                audit.Actor.of(actor, ip),
+                target=audit.Target("org", actor.org_id),
                 details={"default_days": {"from": before, "to": days}},
             )
         return Policy(days, store.overrides_of_org(ch.tx, actor.org_id, OVERRIDES_SHOWN))
@@ -147,13 +145,11 @@ async def set_conversation(
         old = "default" if before is None else ("forever" if before.days is None else "days")
         if (old, None if before is None else before.days) != (mode, days):
             audit.record(
-                ctx.keys,
-                ch.tx,
-                ch.now,
+                ctx,
+                ch,
                 "retention.override_changed",
-                audit.actor_of(actor, ip),
-                target_type="conversation",
-                target_id=conv.id,
+                audit.Actor.of(actor, ip),
+                target=audit.Target("conversation", conv.id),
                 details={
                     "from": {"mode": old, "days": None if before is None else before.days},
                     "to": {"mode": mode, "days": days},
@@ -439,7 +435,7 @@ async def run(
 async def run_for(ctx: Context, actor: User, *, ip: str | None = None) -> Receipt | None:
     """Run retention now for the actor's organization (owners and admins)."""
     gates.require_org(actor, OrgAction.MANAGE_RETENTION)
-    receipts = await run(ctx, audit.actor_of(actor, ip), org_ids=[actor.org_id])
+    receipts = await run(ctx, audit.Actor.of(actor, ip), org_ids=[actor.org_id])
     return receipts[0] if receipts else None
 
 
@@ -485,9 +481,7 @@ async def _run_org(
     shredded = any(c.key_ids for c in progress.conversations.values())
     if shredded and not progress.rotated:
         if isinstance(ctx.data_keys.provider, data_keys.RotatableKeys):
-            rotation = await data_keys.rotate(
-                ctx.db, ctx.data_keys, ctx.clock.now_ms(), org_actor, grace_seconds=0.0
-            )
+            rotation = await data_keys.rotate(ctx, ctx.clock.now_ms(), org_actor, grace_seconds=0.0)
             # The receipt says `kek_rotated` only when every old KEK is destroyed; if a server
             # kept one alive, the next run (or `enclave keys rotate`) finishes the job.
             progress.rotated = rotation.complete
@@ -510,13 +504,11 @@ async def _run_org(
             store.finish_run(tx, run_row.id, progress.dumps(), now)
             return None
         entry = audit.record(
-            ctx.keys,
-            tx,
-            now,
+            ctx,
+            Changes(tx, now),
             "retention.purged",
             org_actor,
-            target_type="org",
-            target_id=org_id,
+            target=audit.Target("org", org_id),
             details={
                 "run_id": run_row.id,
                 "policy": {"default_days": default},
@@ -677,8 +669,7 @@ async def _shred_conversation(
         fresh.append(current)
 
     await data_keys.shred(
-        ctx.db,
-        ctx.data_keys,
+        ctx,
         ctx.clock.now_ms(),
         actor,
         scope,
@@ -731,7 +722,7 @@ async def scheduler(ctx: Context, *, sleep: Callable[[float], Any] = asyncio.sle
     while True:
         await sleep(minutes * 60)
         try:
-            await run(ctx, audit.Actor(), holder=holder)
+            await run(ctx, audit.Actor.operator(), holder=holder)
         except Conflict:
             log.info("retention: another node is running it")
         except asyncio.CancelledError:

@@ -75,13 +75,11 @@ async def publish(
         except UniqueViolation:
             raise Conflict("terms_version_exists", "terms were published meanwhile") from None
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "terms.published",
-            audit.actor_of(actor, ip),
-            target_type="org",
-            target_id=actor.org_id,
+            audit.Actor.of(actor, ip),
+            target=audit.Target("org", actor.org_id),
             details={
                 "version": label,
                 "previous": before.version if before else None,
@@ -107,13 +105,11 @@ async def accept(ctx: Context, actor: User, version: str, ip: str | None = None)
             raise Conflict("terms_outdated", "these are not the current terms; read them again")
         if store.accept(ch.tx, actor.id, actor.org_id, terms, ch.now):
             audit.record(
-                ctx.keys,
-                ch.tx,
-                ch.now,
+                ctx,
+                ch,
                 "terms.accepted",
-                audit.actor_of(actor, ip),
-                target_type="user",
-                target_id=actor.id,
+                audit.Actor.of(actor, ip),
+                target=audit.Target("user", actor.id),
                 details={"version": terms.version},
             )
         return _state(ch.tx, actor)

@@ -40,7 +40,7 @@ class Tx(Protocol):
 
 
 class Sealer(Protocol):
-    """Encryption at rest for single fields, implemented by `enclave.services.keys.DataKeys`.
+    """Encryption at rest for single fields, implemented by `enclave.services.sealer.DataKeys`.
 
     `scope` names whose data key is used (`conv:<id>` or `user:<id>`), `at_ms` picks its time
     epoch, and `aad` is the row identity (table, column and key) bound into the ciphertext, so

@@ -170,8 +170,8 @@ async def get(ctx: Context, actor: User | None, job_id: str) -> Job:
 
 def _audit_actor(actor: User | None, job: Job, ip: str | None) -> audit.Actor:
     if actor is None:
-        return audit.Actor(org_id=job.org_id)
-    return audit.actor_of(actor, ip)
+        return audit.Actor.operator(job.org_id, ip)
+    return audit.Actor.of(actor, ip)
 
 
 async def retry(ctx: Context, actor: User | None, job_id: str, *, ip: str | None = None) -> Job:
@@ -186,13 +186,11 @@ async def retry(ctx: Context, actor: User | None, job_id: str, *, ip: str | None
                 f"the job is {job.state}: only dead, failed or cancelled jobs are retried",
             )
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "job.retried",
             _audit_actor(actor, job, ip),
-            target_type="job",
-            target_id=job.id,
+            target=audit.Target("job", job.id),
             details={"kind": job.kind, "state": job.state, "last_error": job.last_error},
         )
         found = store.get(ch.tx, job.id)
@@ -213,13 +211,11 @@ async def cancel(ctx: Context, actor: User | None, job_id: str, *, ip: str | Non
                 "job_finished", f"the job is {job.state}: only queued or running jobs are cancelled"
             )
         audit.record(
-            ctx.keys,
-            ch.tx,
-            ch.now,
+            ctx,
+            ch,
             "job.cancelled",
             _audit_actor(actor, job, ip),
-            target_type="job",
-            target_id=job.id,
+            target=audit.Target("job", job.id),
             details={"kind": job.kind, "state": job.state},
         )
         found = store.get(ch.tx, job.id)
