@@ -19,7 +19,7 @@ from enclave.domain.ids import OrgId, UserId, new_id
 from enclave.domain.models import Org, OrgRole, User
 from enclave.realtime.connection import Connection
 from enclave.realtime.hub import Hub
-from enclave.services import accounts
+from enclave.services import auth
 from enclave.services.context import Context
 from enclave.storage import accounts as account_store
 from enclave.storage.base import Tx
@@ -294,7 +294,7 @@ async def test_a_socket_registered_while_access_changes_is_rechecked(
     hub = Hub(ctx)
     hub.start()
     try:
-        auth = await accounts.authenticate(ctx, bob.token)  # the hello's check
+        session = await auth.authenticate(ctx, bob.token)  # the hello's check
         epoch = hub.access_epoch
         await _publish_terms(client, owner, "v1")
 
@@ -302,8 +302,8 @@ async def test_a_socket_registered_while_access_changes_is_rechecked(
             return Connection(
                 hub,
                 name,
-                auth.user,
-                auth.token_hash,
+                session.user,
+                session.token_hash,
                 sink,
                 max_buffer=1 << 20,
                 rate_per_second=50.0,

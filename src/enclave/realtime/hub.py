@@ -41,7 +41,7 @@ from enclave.realtime.connection import Connection
 from enclave.realtime.follow import Followed
 from enclave.realtime.frames import CloseCode
 from enclave.realtime.presence import PresenceTracker
-from enclave.services import accounts, conversations, metrics, sync
+from enclave.services import auth, conversations, metrics, sync
 from enclave.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -264,9 +264,7 @@ class Hub:
                 if not batch:
                     continue
                 try:
-                    states = await accounts.live_states(
-                        self._ctx, list({c.token_hash for c in batch})
-                    )
+                    states = await auth.live_states(self._ctx, list({c.token_hash for c in batch}))
                 except Exception:
                     # Without the database these sockets can do nothing anyway: keep them and
                     # try again, rather than have every client reconnect into the same outage.
@@ -281,7 +279,7 @@ class Hub:
         finally:
             self._rechecking = False
 
-    async def _apply_state(self, conn: Connection, state: accounts.LiveState | None) -> None:
+    async def _apply_state(self, conn: Connection, state: auth.LiveState | None) -> None:
         """Close a connection whose session ended or whose account must finish a set-up step
         first (new terms of use, required MFA); otherwise take the account as it is now."""
         if not conn.alive:
