@@ -21,6 +21,7 @@ from enclave.realtime.connection import Connection
 from enclave.realtime.hub import Hub
 from enclave.services import auth
 from enclave.services.context import Context
+from enclave.services.runtime import Node
 from enclave.storage import accounts as account_store
 from enclave.storage.base import Tx
 from enclave_client.errors import EnclaveError
@@ -292,7 +293,8 @@ async def test_a_socket_registered_while_access_changes_is_rechecked(
     owner = await world.owner()
     bob = await world.person("bob")
     hub = Hub(ctx)
-    hub.start()
+    node = Node(ctx, residents=[hub])
+    await node.start()
     try:
         session = await auth.authenticate(ctx, bob.token)  # the hello's check
         epoch = hub.access_epoch
@@ -317,4 +319,4 @@ async def test_a_socket_registered_while_access_changes_is_rechecked(
         assert late.closed == (4003, "terms_acceptance_required")
         assert unguarded.closed is None
     finally:
-        await hub.close()
+        await node.close()

@@ -151,7 +151,7 @@ async def _serve(ctx: Context, hub: Hub, conn: Connection, ws: web.WebSocketResp
         match frame:
             case f.Send():
                 await inflight.acquire()
-                hub.spawn(_send(ctx, conn, frame, inflight))
+                hub.spawn(_send(ctx, conn, frame, inflight), "ws: send")
             case f.Read():
                 await _reply(conn, frame.req_id, _read(ctx, conn, frame))
             case f.TypingFrame():
