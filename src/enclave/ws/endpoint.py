@@ -14,7 +14,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from enclave import codec
-from enclave.config import RealtimeConfig
+from enclave.config.sections import RealtimeConfig
 from enclave.domain.errors import EnclaveError, Forbidden
 from enclave.domain.ids import ConversationId
 from enclave.domain.signals import PresenceStatus
