@@ -31,7 +31,7 @@ import psycopg
 import pytest
 
 from enclave.app import create_app, open_context
-from enclave.bus.redis import RedisLink
+from enclave.bus.redis.link import RedisLink
 from enclave.config import Config, load_config
 from enclave.services import accounts
 from enclave.services.context import Context

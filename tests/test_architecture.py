@@ -292,10 +292,6 @@ EXCEPTIONS: dict[Lookup, str] = {
         "enclave.services.exports", "_resolve", "enclave.storage.accounts.user_by_id"
     ): "PENDING the services split: a person of another organization fails as not found "
     "(an org-isolation decision that belongs in a gate)",
-    Lookup(
-        "enclave.services.audit", "list_entries", "enclave.storage.accounts.user_by_id"
-    ): "PENDING the services split: names in the audit log only for people of the reader's "
-    "organization (a visibility decision that belongs in a gate)",
 }
 
 

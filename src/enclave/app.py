@@ -11,7 +11,8 @@ from fastapi import FastAPI
 
 from enclave.api.app import create_api
 from enclave.bus.memory import InProcessBus
-from enclave.bus.redis import RedisBus, RedisLink
+from enclave.bus.redis.bus import RedisBus
+from enclave.bus.redis.link import RedisLink
 from enclave.bus.shared import RedisAlertWindows, RedisPresence, RedisRateLimiter
 from enclave.config import Config
 from enclave.crypto.keyring import EnvKeyring, FileKeyring, KeyProvider, KeyringError

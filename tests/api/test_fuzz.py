@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from enclave.app import create_app, open_context
 from enclave.domain.errors import ERROR_CODES, EnclaveError
-from enclave.services import accounts, terms
+from enclave.services import accounts, auth, terms
 from enclave.services.context import Context
 from tests.conftest import TEST_PASSWORD, World, make_config
 
@@ -111,22 +111,22 @@ class Seeded:
     async def _ensure_session(self) -> str:
         token = self.token
         try:
-            await accounts.authenticate(self.ctx, token, allow_terms_pending=True)
+            await auth.authenticate(self.ctx, token, allow_terms_pending=True)
         except EnclaveError:
             await accounts.set_active(self.ctx, None, self.owner_id, active=True)
             await accounts.reset_password(self.ctx, self.owner_name, TEST_PASSWORD)
-            token = (await accounts.login(self.ctx, self.owner_name, TEST_PASSWORD)).token
+            token = (await auth.login(self.ctx, self.owner_name, TEST_PASSWORD)).token
         # A fuzzed `PUT /org/terms` asks everyone to accept the new terms first.
-        auth = await accounts.authenticate(
+        session = await auth.authenticate(
             self.ctx,
             token,
             allow_password_change=True,
             allow_mfa_enrollment=True,
             allow_terms_pending=True,
         )
-        found = await terms.current(self.ctx, auth.user)
+        found = await terms.current(self.ctx, session.user)
         if found.terms is not None and found.accepted_at is None:
-            await terms.accept(self.ctx, auth.user, found.terms.version)
+            await terms.accept(self.ctx, session.user, found.terms.version)
         return token
 
 

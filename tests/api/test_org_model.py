@@ -15,7 +15,7 @@ from enclave.app import open_context
 from enclave.cli.main import main
 from enclave.config import load_config
 from enclave.domain.ids import new_id
-from enclave.services import accounts
+from enclave.services import auth
 from enclave.services.context import Context
 from enclave.storage import accounts as account_store
 from enclave.storage import audit as audit_store
@@ -504,7 +504,7 @@ def test_enclave_orgs_create_and_list(
     async def login() -> tuple[str, str]:
         config = load_config(None, overrides={"server.data_dir": tmp_path / "data"})
         async with open_context(config) as ctx:
-            result = await accounts.login(ctx, "wile", found.group(1))
+            result = await auth.login(ctx, "wile", found.group(1))
             first = await ctx.db.read(account_store.first_org)
             assert first is not None
             return result.user.org_id, first.id

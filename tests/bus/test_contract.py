@@ -15,7 +15,8 @@ import pytest
 
 from enclave.bus.base import Bus
 from enclave.bus.memory import InProcessBus
-from enclave.bus.redis import RedisBus, RedisLink
+from enclave.bus.redis.bus import RedisBus
+from enclave.bus.redis.link import RedisLink
 from enclave.domain.events import (
     Event,
     MemberJoined,

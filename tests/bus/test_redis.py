@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from enclave.bus import wire
-from enclave.bus.redis import RedisBus, RedisLink, RedisUnavailable
+from enclave.bus.redis.bus import RedisBus
+from enclave.bus.redis.link import RedisLink, RedisUnavailable
 from enclave.bus.shared import RedisAlertWindows, RedisPresence
 from enclave.domain.ids import OrgId, UserId
 from enclave.domain.signals import Committed, PresenceChanged, PresenceStatus

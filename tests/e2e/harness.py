@@ -220,16 +220,18 @@ def start_server(
     port: int = 0,
     extra_args: Sequence[str] = (),
     ca_file: Path | None = None,
+    program: Sequence[str] = (ENCLAVE,),
 ) -> ServerProcess:
     """Start `enclave serve --port PORT EXTRA_ARGS...` (0: any free port); return once it
     listens and /readyz answers 200. Over https, `ca_file` is the certificate to trust; for a
-    self-signed server it is data_dir/tls/self-signed.crt, written before the listening line."""
+    self-signed server it is data_dir/tls/self-signed.crt, written before the listening line.
+    `program` runs instead of `enclave` (a test's launcher of the same command line)."""
     deadline = time.monotonic() + START_TIMEOUT
     log_dir = log_dir or data_dir.parent
     log_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = log_dir / f"serve-{time.monotonic_ns()}.stderr"
     args = [
-        ENCLAVE,
+        *program,
         "serve",
         "--port",
         str(port),

@@ -19,8 +19,9 @@ from enclave.domain.ids import OrgId, UserId, new_id
 from enclave.domain.models import Org, OrgRole, User
 from enclave.realtime.connection import Connection
 from enclave.realtime.hub import Hub
-from enclave.services import accounts
+from enclave.services import auth
 from enclave.services.context import Context
+from enclave.services.runtime import Node
 from enclave.storage import accounts as account_store
 from enclave.storage.base import Tx
 from enclave_client.errors import EnclaveError
@@ -292,9 +293,10 @@ async def test_a_socket_registered_while_access_changes_is_rechecked(
     owner = await world.owner()
     bob = await world.person("bob")
     hub = Hub(ctx)
-    hub.start()
+    node = Node(ctx, residents=[hub])
+    await node.start()
     try:
-        auth = await accounts.authenticate(ctx, bob.token)  # the hello's check
+        session = await auth.authenticate(ctx, bob.token)  # the hello's check
         epoch = hub.access_epoch
         await _publish_terms(client, owner, "v1")
 
@@ -302,8 +304,8 @@ async def test_a_socket_registered_while_access_changes_is_rechecked(
             return Connection(
                 hub,
                 name,
-                auth.user,
-                auth.token_hash,
+                session.user,
+                session.token_hash,
                 sink,
                 max_buffer=1 << 20,
                 rate_per_second=50.0,
@@ -317,4 +319,4 @@ async def test_a_socket_registered_while_access_changes_is_rechecked(
         assert late.closed == (4003, "terms_acceptance_required")
         assert unguarded.closed is None
     finally:
-        await hub.close()
+        await node.close()

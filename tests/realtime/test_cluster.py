@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from enclave.app import create_app, open_context
-from enclave.bus.redis import RedisBus
+from enclave.bus.redis.bus import RedisBus
 from enclave.config import Config
 from enclave.services.context import Context
 from enclave_client.stream import EventStream

@@ -10,7 +10,7 @@ import pytest
 from enclave.app import open_context
 from enclave.domain.errors import InvalidInput
 from enclave.domain.models import ConversationKind, Visibility
-from enclave.services import accounts, conversations
+from enclave.services import accounts, auth, conversations
 from enclave.storage import accounts as account_store
 from tests.conftest import TEST_PASSWORD, make_config
 
@@ -26,10 +26,10 @@ async def test_login_upgrades_a_hash_made_under_older_argon2_settings(tmp_path: 
 
     stronger = make_config(tmp_path, **{"auth.argon2_time_cost": 3})
     async with open_context(stronger) as ctx:
-        await accounts.login(ctx, "bob", TEST_PASSWORD)
+        await auth.login(ctx, "bob", TEST_PASSWORD)
         after = await ctx.db.read(lambda tx: account_store.password_hash(tx, bob.id))
         assert after is not None and ",t=3," in after
-        await accounts.login(ctx, "bob", TEST_PASSWORD)  # the upgraded hash still verifies
+        await auth.login(ctx, "bob", TEST_PASSWORD)  # the upgraded hash still verifies
 
 
 async def test_joining_a_full_channel_is_refused(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from enclave.bus.redis import RedisLink
+from enclave.bus.redis.link import RedisLink
 from enclave.bus.shared import RedisRateLimiter
 from enclave.crypto.common_passwords import common_passwords
 from enclave.domain.errors import InvalidInput, RateLimited

@@ -1,4 +1,4 @@
-"""The login lockout at the service level: `accounts.login` with a client address and a fake
+"""The login lockout at the service level: `auth.login` with a client address and a fake
 clock (the REST answers are in tests/api/test_abuse.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from enclave.app import open_context
 from enclave.domain.errors import RateLimited, Unauthenticated
-from enclave.services import accounts
+from enclave.services import accounts, auth
 from tests.conftest import TEST_PASSWORD, make_config
 
 
@@ -41,21 +41,21 @@ async def test_lockout_doubles_and_expires_and_never_checks_the_password(tmp_pat
         ip = "192.0.2.1"
         for _ in range(2):
             with pytest.raises(Unauthenticated):
-                await accounts.login(ctx, "bob", "wrong", ip=ip)
+                await auth.login(ctx, "bob", "wrong", ip=ip)
         waits = []
         for _ in range(3):
             with pytest.raises(RateLimited) as locked:
-                await accounts.login(ctx, "Bob ", TEST_PASSWORD, ip=ip)  # same account
+                await auth.login(ctx, "Bob ", TEST_PASSWORD, ip=ip)  # same account
             waits.append(locked.value.retry_after_s)
             clock.now += locked.value.retry_after_s * 1000
             with pytest.raises(Unauthenticated):
-                await accounts.login(ctx, "bob", "wrong", ip=ip)
+                await auth.login(ctx, "bob", "wrong", ip=ip)
         assert waits == [10, 20, 25]
         # Without an address (the operator's own tools) the pair is a separate one.
-        assert (await accounts.login(ctx, "bob", TEST_PASSWORD)).user.username == "bob"
+        assert (await auth.login(ctx, "bob", TEST_PASSWORD)).user.username == "bob"
         # The failure window: a counter starts again after an hour without failures.
         clock.now += 3_600_001
-        assert (await accounts.login(ctx, "bob", TEST_PASSWORD, ip=ip)).user.username == "bob"
+        assert (await auth.login(ctx, "bob", TEST_PASSWORD, ip=ip)).user.username == "bob"
 
 
 async def test_parallel_guesses_cannot_outrun_the_lockout(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ async def test_parallel_guesses_cannot_outrun_the_lockout(tmp_path: Path) -> Non
         wrong = 0
         for _ in range(6):  # rounds of 20 at once; the lock comes after the 3rd failure
             results = await asyncio.gather(
-                *(accounts.login(ctx, "bob", f"wrong {i}", ip="192.0.2.7") for i in range(20)),
+                *(auth.login(ctx, "bob", f"wrong {i}", ip="192.0.2.7") for i in range(20)),
                 return_exceptions=True,
             )
             assert all(isinstance(r, Unauthenticated | RateLimited) for r in results), results
@@ -87,5 +87,5 @@ async def test_parallel_guesses_cannot_outrun_the_lockout(tmp_path: Path) -> Non
         assert wrong == checked == 3
         # Once the attempts are over, the lock (not a stuck in-flight slot) is what refuses.
         with pytest.raises(RateLimited) as locked:
-            await accounts.login(ctx, "bob", TEST_PASSWORD, ip="192.0.2.7")
+            await auth.login(ctx, "bob", TEST_PASSWORD, ip="192.0.2.7")
         assert locked.value.retry_after_s > 1

@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from enclave.domain.errors import RateLimited, Unauthenticated
 from enclave.domain.models import User
-from enclave.services import accounts, limits, metrics
-from enclave.services.accounts import Authenticated
+from enclave.services import auth, limits, metrics
+from enclave.services.auth import Authenticated
 from enclave.services.context import Context
 
 _bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login.")
@@ -73,7 +73,7 @@ async def current_session(
     """Any valid session, including one that must still change its password, enrol in MFA or
     accept the terms of use (reading /users/me, log-out, the password change, the session
     endpoints, reading and accepting the terms)."""
-    auth = await accounts.authenticate(
+    session = await auth.authenticate(
         ctx,
         token,
         allow_password_change=True,
@@ -81,8 +81,8 @@ async def current_session(
         allow_terms_pending=True,
         ip=ip,
     )
-    await _limit_user(ctx, auth.user)
-    return auth
+    await _limit_user(ctx, session.user)
+    return session
 
 
 async def mfa_session(
@@ -91,16 +91,16 @@ async def mfa_session(
     """A session whose password is set, that may still have to enrol in MFA (the MFA
     endpoints: how a person gets out of `mfa_enrollment_required`), whatever the state of their
     consent to the terms of use."""
-    auth = await accounts.authenticate(
+    session = await auth.authenticate(
         ctx, token, allow_mfa_enrollment=True, allow_terms_pending=True, ip=ip
     )
-    await _limit_user(ctx, auth.user)
-    return auth
+    await _limit_user(ctx, session.user)
+    return session
 
 
 async def current_user(ctx: Ctx, token: Annotated[str, Depends(_token)], ip: ClientIp) -> User:
     """A valid session whose account is fully set up."""
-    user = (await accounts.authenticate(ctx, token, ip=ip)).user
+    user = (await auth.authenticate(ctx, token, ip=ip)).user
     await _limit_user(ctx, user)
     return user
 

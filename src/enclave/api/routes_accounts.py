@@ -12,7 +12,7 @@ from enclave.api.deps import Actor, ClientIp, Ctx, MfaSession, Session, limit_lo
 from enclave.api.errors import ERROR_RESPONSES
 from enclave.domain import wire
 from enclave.domain.models import OrgRole, OrgSettings
-from enclave.services import accounts, capabilities, mfa
+from enclave.services import accounts, auth, capabilities, mfa, sessions
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -29,7 +29,7 @@ async def login(body: s.LoginIn, ctx: Ctx, request: Request, ip: ClientIp) -> di
 
     An account with MFA also needs `otp` (or a `recovery_code`): with the password right and
     neither given, the answer is 401 `mfa_required`; a wrong code is `invalid_credentials`."""
-    result = await accounts.login(
+    result = await auth.login(
         ctx,
         body.username,
         body.password,
@@ -50,7 +50,7 @@ def _user_agent(request: Request) -> str:
 @router.post("/auth/logout", status_code=204, tags=["auth"])
 async def logout(ctx: Ctx, session: Session, ip: ClientIp) -> Response:
     """End this session; the token stops working at once."""
-    await accounts.logout(ctx, session, ip)
+    await auth.logout(ctx, session, ip)
     return Response(status_code=204)
 
 
@@ -79,14 +79,14 @@ async def change_password(
 @router.get("/users/me/sessions", response_model=s.SessionList, tags=["users"])
 async def my_sessions(ctx: Ctx, session: Session) -> dict[str, Any]:
     """Your open sessions (devices), most recently used first."""
-    found = await accounts.my_sessions(ctx, session)
+    found = await sessions.my_sessions(ctx, session)
     return {"sessions": [dataclasses.asdict(x) for x in found]}
 
 
 @router.delete("/users/me/sessions", response_model=s.SessionsRevokedOut, tags=["users"])
 async def revoke_other_sessions(ctx: Ctx, session: Session, ip: ClientIp) -> dict[str, Any]:
     """Sign out everywhere else: every session but this one; their live connections close."""
-    return {"revoked": await accounts.revoke_other_sessions(ctx, session, ip)}
+    return {"revoked": await sessions.revoke_other_sessions(ctx, session, ip)}
 
 
 @router.delete("/users/me/sessions/{session_id}", status_code=204, tags=["users"])
@@ -94,7 +94,7 @@ async def revoke_session(
     session_id: Annotated[str, Path(max_length=64)], ctx: Ctx, session: Session, ip: ClientIp
 ) -> Response:
     """Sign out one of your sessions; its live connections close."""
-    await accounts.revoke_session(ctx, session, session_id, ip)
+    await sessions.revoke_session(ctx, session, session_id, ip)
     return Response(status_code=204)
 
 
@@ -237,4 +237,4 @@ async def revoke_user_sessions(
 ) -> dict[str, Any]:
     """Sign a person of your organization out everywhere (admins and owners; only an owner may
     sign out an owner). Their live connections close."""
-    return {"revoked": await accounts.revoke_user_sessions(ctx, actor, user_id, ip)}
+    return {"revoked": await sessions.revoke_user_sessions(ctx, actor, user_id, ip)}

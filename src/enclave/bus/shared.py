@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from enclave.bus.redis import RedisLink, Script
+from enclave.bus.redis.link import RedisLink, Script
 from enclave.domain.ids import OrgId, UserId
 from enclave.domain.shared import Failures, Swept
 from enclave.domain.signals import PresenceChanged, PresenceStatus

@@ -57,9 +57,9 @@ async def serve(
     """Serve HTTP and WebSocket on `sock` (HTTPS and WSS with `ssl_context`) until `stop` is
     set; then close connections cleanly. `started` is set once the socket accepts connections."""
     hub = Hub(ctx)
-    hub.start()
-    # The node's background work: the job workers and periodic jobs, in one task group.
-    node = Node(ctx)
+    # The node's background work: the hub's, the job workers and periodic jobs, in one task
+    # group (services.runtime).
+    node = Node(ctx, residents=[hub])
     await node.start()
     # Periodic retention runs (retention.interval_minutes; one node at a time by a lease).
     retention_task = retention.start_scheduler(ctx)
@@ -79,7 +79,8 @@ async def serve(
         await stop.wait()
     finally:
         await site.stop()  # no new connections
-        await node.close()  # running jobs go back to the queue, their attempts not spent
+        # The hub closes every socket with 1001 (clients resume elsewhere) and stops its work;
+        # then running jobs go back to the queue, their attempts not spent.
+        await node.close()
         await retention.stop_scheduler(retention_task)  # an interrupted run resumes next time
-        await hub.close()  # close every socket with 1001: clients resume elsewhere
         await runner.cleanup()  # in-flight requests get up to 3 s

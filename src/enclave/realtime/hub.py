@@ -13,6 +13,13 @@ follow a conversation and Redis confirming it, and everything while its bus was 
 bus then calls `resync_all`). Both are caught up from the database: `resync` compares the
 connections' cursors with each conversation's newest seq, so a missed event is recovered even
 in a conversation where nothing else happens.
+
+The hub owns no tasks of its own making: it is a resident of the node (`services.runtime.Node`),
+which starts it with the spawn of the node's one task group, so its loops (session re-checks,
+the presence sweep and reports, resyncs, catch-ups, sends in flight) run there, and the node
+closes it (sockets first, then its work) before it releases its jobs. Work that belongs to one
+connection and ends with it (a close frame being written, a catch-up read shared by the
+connections waiting on it) stays with that connection.
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ from enclave.realtime.connection import Connection
 from enclave.realtime.follow import Followed
 from enclave.realtime.frames import CloseCode
 from enclave.realtime.presence import PresenceTracker
-from enclave.services import accounts, conversations, metrics, sync
+from enclave.services import auth, conversations, metrics, sync
 from enclave.services.context import Context
+from enclave.services.runtime import Spawn
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,13 @@ def _discard(index: dict[K, set[Connection]], key: K, conn: Connection) -> None:
             del index[key]
 
 
+async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("%s failed", name)
+
+
 class Hub:
     """All live connections of this process, and their owner (`ConnectionOwner`)."""
 
@@ -80,6 +95,8 @@ class Hub:
         self._resyncing: set[ConversationId] = set()
         self._resync_running = False
         self._unfollow_gaps: Callable[[], None] | None = None
+        self._spawn: Spawn | None = None
+        self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._catch_up = CatchUp(ctx, self.spawn)
         self._unsubscribe: Callable[[], None] | None = None
@@ -91,11 +108,16 @@ class Hub:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, spawn: Spawn) -> None:
+        """Start following the bus, with `spawn` (the node's task group) running the hub's
+        work; `Node` calls this for its residents."""
+        if self._spawn is not None:
+            raise RuntimeError("the hub was started already")
+        self._spawn = spawn
         self._unsubscribe = self._ctx.bus.subscribe(self.on_signal)
         self._unfollow_gaps = self._ctx.bus.on_gap(self.resync_all)
-        self.spawn(self._recheck_sessions())
-        self.spawn(self.presence.sweep_forever())
+        self.spawn(self._recheck_sessions(), "hub: session re-checks")
+        self.spawn(self.presence.sweep_forever(), "hub: presence sweep")
 
     async def _recheck_sessions(self) -> None:
         """Re-check every socket regularly: sessions that ended, and account changes, without a
@@ -106,6 +128,8 @@ class Hub:
             self.recheck([c for cs in self._by_user.values() for c in cs])
 
     async def close(self) -> None:
+        """Close every socket with 1001 (its client resumes elsewhere), report this node's
+        people offline, then stop the hub's work; later work is dropped."""
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self._unfollow_gaps is not None:
@@ -114,15 +138,24 @@ class Hub:
             for conn in list(conns):
                 conn.drop(CloseCode.GOING_AWAY, "server shutting down")
         await self.presence.flush(timeout=2.0)  # the people of this node go offline now
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run background work owned by the hub (cancelled when it closes)."""
-        task = asyncio.ensure_future(coro)
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str = "hub work") -> None:
+        """Run the hub's work in the node's task group (cancelled when the hub closes). An
+        error is logged here: it must not stop the node's other work. Once the hub closed
+        (handlers of closing sockets still unregister), new work is dropped."""
+        if self._closed:
+            coro.close()
+            return
+        if self._spawn is None:
+            coro.close()
+            raise RuntimeError("start the hub first (Node starts its residents)")
+        task = self._spawn(_logged(coro, name), name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -264,9 +297,7 @@ class Hub:
                 if not batch:
                     continue
                 try:
-                    states = await accounts.live_states(
-                        self._ctx, list({c.token_hash for c in batch})
-                    )
+                    states = await auth.live_states(self._ctx, list({c.token_hash for c in batch}))
                 except Exception:
                     # Without the database these sockets can do nothing anyway: keep them and
                     # try again, rather than have every client reconnect into the same outage.
@@ -281,7 +312,7 @@ class Hub:
         finally:
             self._rechecking = False
 
-    async def _apply_state(self, conn: Connection, state: accounts.LiveState | None) -> None:
+    async def _apply_state(self, conn: Connection, state: auth.LiveState | None) -> None:
         """Close a connection whose session ended or whose account must finish a set-up step
         first (new terms of use, required MFA); otherwise take the account as it is now."""
         if not conn.alive:

@@ -1,32 +1,24 @@
-"""Accounts: first-run bootstrap, login and sessions, user administration."""
+"""Accounts: first-run bootstrap, user administration (create, list, deactivate and
+reactivate), password change and operator reset, and the organization's settings. Logging in
+is `services.auth`; the list and revocation of sessions `services.sessions`."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 
 from enclave.crypto import tokens
-from enclave.domain.devices import device_label
-from enclave.domain.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    Unauthenticated,
-)
+from enclave.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from enclave.domain.ids import OrgId, UserId, is_valid_id, new_id
-from enclave.domain.models import Org, OrgRole, OrgSettings, Session, User
+from enclave.domain.models import Org, OrgRole, OrgSettings, User
 from enclave.domain.policy import OrgAction, Scope
 from enclave.domain.signals import AccessChanged, SessionsRevoked
-from enclave.services import audit, gates, lockout, mfa, validate
+from enclave.services import audit, gates, validate
+from enclave.services.auth import Authenticated
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as store
-from enclave.storage import mfa as mfa_store
 from enclave.storage import orgs as org_store
 from enclave.storage.base import Tx, UniqueViolation
 
-_TOUCH_EVERY_MS = 60_000
 ERASURE_MODES = ("pseudonymize", "delete")
 """What erasing a person does to their messages (an organization setting; services.erasure)."""
 
@@ -38,18 +30,6 @@ class Bootstrap:
     org: Org
     owner: User
     one_time_password: str
-
-
-@dataclass(frozen=True)
-class LoginResult:
-    token: str
-    user: User
-
-
-@dataclass(frozen=True)
-class Authenticated:
-    user: User
-    token_hash: bytes
 
 
 # -- first run --------------------------------------------------------------------------------
@@ -93,347 +73,7 @@ def insert_org_with_owner(ch: Changes, name: str, username: str, pw_hash: str) -
     return org, owner
 
 
-# -- sessions ---------------------------------------------------------------------------------
-
-
-async def login(
-    ctx: Context,
-    username: str,
-    password: str,
-    user_agent: str = "",
-    ip: str | None = None,
-    *,
-    otp: str | None = None,
-    recovery_code: str | None = None,
-) -> LoginResult:
-    """Check a password (and the second factor of an account with MFA) and open a session;
-    wrong name and wrong password look the same.
-
-    `ip` is the client's address, for the lockout (see `services.lockout`): while locked, every
-    attempt is refused with `rate_limited` before the password is looked at. With MFA on and the
-    password right, a missing code answers `mfa_required`; a wrong code answers like a wrong
-    password and counts as a failure. Every outcome but `mfa_required` is audited."""
-    name = username.strip(" \t\r\n").lower()
-    try:
-        attempt = await lockout.begin(ctx, name, ip)
-    except RateLimited:
-        await _login_failed(ctx, name, ip, None, "locked_out")
-        raise
-    try:
-        return await _checked_login(ctx, name, password, user_agent, ip, otp, recovery_code)
-    finally:
-        await attempt.end()
-
-
-async def _checked_login(
-    ctx: Context,
-    name: str,
-    password: str,
-    user_agent: str,
-    ip: str | None,
-    otp: str | None,
-    recovery_code: str | None,
-) -> LoginResult:
-    """`login` once this attempt holds its lockout slots."""
-    found = (
-        await ctx.db.read(lambda tx: store.user_with_hash(tx, name)) if _plausible(name) else None
-    )
-    stored_hash = found[1] if found else None
-    ok = await ctx.cpu(ctx.passwords.verify, stored_hash, password)
-    if not ok or found is None or not found[0].is_active:
-        await lockout.failed(ctx, name, ip)
-        reason = "unknown_user" if found is None else "wrong_password" if not ok else "inactive"
-        await _login_failed(ctx, name, ip, found[0] if found else None, reason)
-        raise Unauthenticated("invalid_credentials", "wrong username or password")
-    user = found[0]
-    has_mfa = await ctx.db.read(lambda tx: mfa_store.confirmed_at(tx, user.id)) is not None
-    if has_mfa and not otp and not recovery_code:
-        # Only now that the password is known to be right: the code is the missing piece.
-        raise Unauthenticated("mfa_required", "enter the code of your authenticator app")
-    token = tokens.new_token()
-    auth = ctx.config.auth
-    # Hashes made under older Argon2 settings are upgraded while the password is at hand.
-    upgraded = (
-        await ctx.cpu(ctx.passwords.hash, password)
-        if stored_hash and ctx.passwords.needs_rehash(stored_hash)
-        else None
-    )
-
-    def work(ch: Changes) -> str | None:
-        method = "password"
-        if has_mfa:
-            second = mfa.second_factor(ctx, ch, user, otp, recovery_code, ip=ip)
-            if second is None:
-                reason = "bad_otp" if otp else "bad_recovery_code"
-                _record_login_failure(ctx, ch, name, ip, user, reason)
-                return reason
-            method = second
-        if upgraded is not None:
-            store.replace_hash(ch.tx, user.id, stored_hash or "", upgraded)
-        session = Session(
-            token_hash=tokens.token_hash(token),
-            user_id=user.id,
-            created_at=ch.now,
-            last_used_at=ch.now,
-            expires_at=ch.now + auth.session_absolute_days * 86_400_000,
-            user_agent=user_agent[:256],
-            last_ip=ip,
-        )
-        store.insert_session(ch.tx, session)
-        audit.record(
-            ctx,
-            ch,
-            "auth.login",
-            audit.Actor.of(user, ip),
-            target=audit.Target.user(user),
-            details={"method": method},
-        )
-        return None
-
-    if await write(ctx, work) is not None:
-        await lockout.failed(ctx, name, ip)
-        raise Unauthenticated("invalid_credentials", "wrong or already used code")
-    await lockout.succeeded(ctx, name, ip)
-    return LoginResult(token=token, user=user)
-
-
-def _record_login_failure(
-    ctx: Context, ch: Changes, name: str, ip: str | None, user: User | None, reason: str
-) -> None:
-    # The attempted name, normalized, printable only (PostgreSQL refuses NUL in text) and cut
-    # to a sane length; never the password.
-    shown = "".join(c for c in name if c.isprintable())[:64]
-    audit.record(
-        ctx,
-        ch,
-        "auth.login",
-        audit.Actor(org_id=user.org_id if user else None, ip=ip),
-        target=audit.Target("username", shown),
-        outcome="failure",
-        details={"reason": reason},
-    )
-
-
-async def _login_failed(
-    ctx: Context, name: str, ip: str | None, user: User | None, reason: str
-) -> None:
-    await write(ctx, lambda ch: _record_login_failure(ctx, ch, name, ip, user, reason))
-
-
-def _set_up_step(password: bool, mfa_missing: bool, terms_pending: bool) -> str | None:
-    """The first set-up step an account must still finish, as the error code `authenticate`
-    raises for it (in the same order)."""
-    if password:
-        return "password_change_required"
-    if mfa_missing:
-        return "mfa_enrollment_required"
-    if terms_pending:
-        return "terms_acceptance_required"
-    return None
-
-
-async def authenticate(
-    ctx: Context,
-    token: str,
-    *,
-    allow_password_change: bool = False,
-    allow_mfa_enrollment: bool = False,
-    allow_terms_pending: bool = False,
-    ip: str | None = None,
-) -> Authenticated:
-    """Resolve a bearer token to its active user, enforcing session expiry.
-
-    An account that must still set a new password gets `password_change_required`, one whose
-    organization requires MFA and that has none yet `mfa_enrollment_required`, and one that has
-    not accepted its organization's current terms of use `terms_acceptance_required` (checked in
-    this order), unless the caller allows that state (the few endpoints that let the person get
-    out of it)."""
-    if not token.startswith(tokens.TOKEN_PREFIX) or len(token) > 128:
-        raise Unauthenticated("unauthenticated", "invalid or expired token")
-    digest = tokens.token_hash(token)
-    found = await ctx.db.read(lambda tx: store.session_state(tx, digest))
-    now = ctx.clock.now_ms()
-    idle_ms = ctx.config.auth.session_idle_minutes * 60_000
-    if found is None:
-        raise Unauthenticated("unauthenticated", "invalid or expired token")
-    session, user, mfa_missing, terms_pending = found
-    if not user.is_active or now >= session.expires_at or now - session.last_used_at >= idle_ms:
-        raise Unauthenticated("unauthenticated", "invalid or expired token")
-    if user.must_change_password and not allow_password_change:
-        raise Forbidden("password_change_required", "set a new password first")
-    if mfa_missing and not allow_mfa_enrollment:
-        raise Forbidden("mfa_enrollment_required", "your organization requires MFA: enrol first")
-    if terms_pending and not allow_terms_pending:
-        raise Forbidden(
-            "terms_acceptance_required", "accept your organization's terms of use first"
-        )
-    moved = ip is not None and ip != session.last_ip
-    if moved or now - session.last_used_at >= _TOUCH_EVERY_MS:
-        await write(ctx, lambda ch: store.touch_session(ch.tx, digest, ch.now, ip))
-    return Authenticated(user=user, token_hash=digest)
-
-
-@dataclass(frozen=True)
-class LiveState:
-    """What the session of an open WebSocket allows now."""
-
-    user: User
-    """The account as stored now (role, department, ...)."""
-    set_up_step: str | None
-    """`password_change_required`, `mfa_enrollment_required` or `terms_acceptance_required`
-    when the account must finish that first (the socket must not serve it until then)."""
-
-
-async def live_states(ctx: Context, token_hashes: list[bytes]) -> dict[bytes, LiveState]:
-    """The current state of the sessions of open WebSockets. Sessions that ended (logged out,
-    expired, account deactivated) are absent. Sockets are re-checked with this regularly (so
-    that a change made by another process such as the CLI, or plain expiry, also reaches them)
-    and at once on `AccessChanged`; an open socket is a session in use, so the usable ones
-    count as used."""
-    idle_ms = ctx.config.auth.session_idle_minutes * 60_000
-
-    def work(ch: Changes) -> dict[bytes, LiveState]:
-        states: dict[bytes, LiveState] = {}
-        for digest in token_hashes:
-            found = store.session_state(ch.tx, digest)
-            if found is None:
-                continue
-            session, user, mfa_missing, terms_pending = found
-            fresh = ch.now < session.expires_at and ch.now - session.last_used_at < idle_ms
-            if not (fresh and user.is_active):
-                continue
-            step = _set_up_step(user.must_change_password, mfa_missing, terms_pending)
-            states[digest] = LiveState(user, step)
-            if step is None and ch.now - session.last_used_at >= _TOUCH_EVERY_MS:
-                store.touch_session(ch.tx, digest, ch.now)
-        return states
-
-    return await write(ctx, work)
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """One of the caller's sessions, as they may see it (never the token or its hash)."""
-
-    id: str
-    user_agent: str
-    device: str
-    """A short label such as "Firefox on Linux" (see `domain.devices`)."""
-    ip: str | None
-    """The address of the last use."""
-    created_at: int
-    last_used_at: int
-    current: bool
-
-
-def _public_session_id(token_hash: bytes) -> str:
-    # Derived from the stored hash, not the hash itself: the lookup key never leaves the server.
-    return hashlib.sha256(b"session-id:" + token_hash).hexdigest()[:24]
-
-
-async def my_sessions(ctx: Context, auth: Authenticated) -> list[SessionInfo]:
-    """The caller's open sessions, most recently used first."""
-    found = await ctx.db.read(lambda tx: store.user_sessions(tx, auth.user.id))
-    return [
-        SessionInfo(
-            id=_public_session_id(s.token_hash),
-            user_agent=s.user_agent,
-            device=device_label(s.user_agent),
-            ip=s.last_ip,
-            created_at=s.created_at,
-            last_used_at=s.last_used_at,
-            current=s.token_hash == auth.token_hash,
-        )
-        for s in found
-    ]
-
-
-async def revoke_session(
-    ctx: Context, auth: Authenticated, session_id: str, ip: str | None = None
-) -> None:
-    """End one of the caller's own sessions (its live sockets close too)."""
-
-    def work(ch: Changes) -> bytes:
-        for session in store.user_sessions(ch.tx, auth.user.id):
-            if _public_session_id(session.token_hash) == session_id:
-                store.delete_session(ch.tx, session.token_hash)
-                audit.record(
-                    ctx,
-                    ch,
-                    "session.revoked",
-                    audit.Actor.of(auth.user, ip),
-                    target=audit.Target("session", session_id),
-                    details={
-                        "scope": "one",
-                        "user_id": auth.user.id,
-                        "current": session.token_hash == auth.token_hash,
-                    },
-                )
-                return session.token_hash
-        raise NotFound("session")
-
-    digest = await write(ctx, work)
-    await ctx.bus.publish(SessionsRevoked(auth.user.id, digest))
-
-
-async def revoke_other_sessions(ctx: Context, auth: Authenticated, ip: str | None = None) -> int:
-    """Sign out everywhere else: every session of the caller but this one; returns how many."""
-
-    def work(ch: Changes) -> int:
-        count = store.delete_user_sessions(ch.tx, auth.user.id, keep=auth.token_hash)
-        audit.record(
-            ctx,
-            ch,
-            "session.revoked",
-            audit.Actor.of(auth.user, ip),
-            target=audit.Target.user(auth.user),
-            details={"scope": "others", "count": count},
-        )
-        return count
-
-    count = await write(ctx, work)
-    await ctx.bus.publish(SessionsRevoked(auth.user.id, None, keep=auth.token_hash))
-    return count
-
-
-async def revoke_user_sessions(
-    ctx: Context, actor: User, user_id: str, ip: str | None = None
-) -> int:
-    """An admin signs a person of their organization out everywhere; returns how many."""
-    gates.require_scope(actor, OrgAction.REVOKE_USER_SESSIONS)
-
-    def work(ch: Changes) -> tuple[User, int]:
-        # Only an owner signs out an owner; department admins only within their departments.
-        user = gates.user_admin(ch.tx, actor, OrgAction.REVOKE_USER_SESSIONS, user_id)
-        count = store.delete_user_sessions(ch.tx, user.id)
-        audit.record(
-            ctx,
-            ch,
-            "session.revoked",
-            audit.Actor.of(actor, ip),
-            target=audit.Target.user(user),
-            details={"scope": "all", "by_admin": True, "count": count},
-        )
-        return user, count
-
-    user, count = await write(ctx, work)
-    await ctx.bus.publish(SessionsRevoked(user.id, None))
-    return count
-
-
-async def logout(ctx: Context, auth: Authenticated, ip: str | None = None) -> None:
-    def work(ch: Changes) -> None:
-        store.delete_session(ch.tx, auth.token_hash)
-        audit.record(
-            ctx,
-            ch,
-            "auth.logout",
-            audit.Actor.of(auth.user, ip),
-            target=audit.Target.user(auth.user),
-        )
-
-    await write(ctx, work)
-    await ctx.bus.publish(SessionsRevoked(auth.user.id, auth.token_hash))
+# -- passwords ---------------------------------------------------------------------------------
 
 
 async def change_password(
@@ -687,16 +327,8 @@ async def update_org_settings(
     return after
 
 
-def _plausible(username: str) -> bool:
-    try:
-        validate.username(username)
-    except InvalidInput:
-        return False
-    return True
-
-
 def _by_name(tx: Tx, username: str) -> User | None:
-    if not _plausible(username):
+    if not validate.is_username(username):
         return None
     found = store.user_with_hash(tx, username.strip(" \t\r\n").lower())
     return found[0] if found else None

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from enclave.config import AlertsConfig
+from enclave.config.sections import AlertsConfig
 from enclave.domain.audit import AuditEntry
 from enclave.domain.shared import StoreUnavailable
 

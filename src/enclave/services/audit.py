@@ -26,7 +26,6 @@ from enclave.domain.models import User
 from enclave.domain.policy import OrgAction
 from enclave.services import alerts, gates, metrics
 from enclave.services.context import Changes, Context, write
-from enclave.storage import accounts as account_store
 from enclave.storage import audit as store
 from enclave.storage.base import Database, Tx
 
@@ -387,9 +386,7 @@ async def list_entries(ctx: Context, actor: User, query: Query) -> Page:
             if user_id is None:
                 return None
             if user_id not in names:
-                user = account_store.user_by_id(tx, user_id)
-                # Only people of the reader's own organization are named.
-                names[user_id] = user.username if user and user.org_id == actor.org_id else None
+                names[user_id] = gates.audit_username(tx, actor, user_id)
             return names[user_id]
 
         listed = [

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from enclave.bus.base import Bus
-from enclave.config import AlertsConfig, Config
+from enclave.config import Config
+from enclave.config.sections import AlertsConfig
 from enclave.crypto.keyring import KeyProvider
 from enclave.crypto.passwords import Passwords
 from enclave.domain.events import Event, Payload

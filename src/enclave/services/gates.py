@@ -174,6 +174,13 @@ def hidden_audit_prefixes(actor: User) -> tuple[str, ...]:
     return policy.hidden_audit_prefixes(actor)
 
 
+def audit_username(tx: Tx, actor: User, user_id: str) -> str | None:
+    """The username an audit entry shows the actor for `user_id`: only people of the actor's
+    own organization (active or not) are named; anyone else, or no one, is None."""
+    found = account_store.user_by_id(tx, user_id)
+    return found.username if found is not None and found.org_id == actor.org_id else None
+
+
 def may_see_holds(actor: User) -> bool:
     """Whether the actor may learn that legal holds exist; to anyone else they do not."""
     return authorize_org(actor, OrgAction.MANAGE_HOLDS) is Decision.ALLOW

@@ -1,10 +1,14 @@
 """The node runtime: the one owner of this process's background work.
 
 `Node` holds one `asyncio.TaskGroup` in which the job worker (and so every periodic kind of
-the registry) and any other long-running work of the node (`Node.spawn`) run. `Node.close`
-(the server on SIGTERM or SIGINT) cancels the group: the worker releases its running jobs back
-to the queue with their attempts not spent, so another node, or this one after its restart,
-runs them; nothing is lost and nothing counts as a failure.
+the registry), its residents' work (the realtime hub's loops: session re-checks, the presence
+sweep, resyncs) and any other long-running work of the node (`Node.spawn`) run.
+
+`Node.close` (the server on SIGTERM or SIGINT, once it stopped accepting connections) shuts
+down in one order: each resident closes first, newest first (the hub closes its sockets with
+1001 so that clients resume elsewhere, then stops its work), then the group is cancelled: the
+worker releases its running jobs back to the queue with their attempts not spent, so another
+node, or this one after its restart, runs them; nothing is lost and nothing counts as a failure.
 
 The registry a server runs is `default_registry`: the queue's own clean-up for now; the export
 jobs and the retention schedule move onto it next (issue 12).
@@ -15,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 from enclave.services.context import Context
 from enclave.services.jobs import Job, Kind, Registry, Worker
 from enclave.storage import jobs as job_store
 
-__all__ = ["PURGE_NAME", "Node", "default_registry", "purge_kind"]
+__all__ = ["PURGE_NAME", "Node", "Resident", "Spawn", "default_registry", "purge_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,19 @@ _PURGE_BATCH = 500
 
 
 PURGE_NAME = "jobs.purge"
+
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+"""`Node.spawn`: run work, under a name, in the node's task group."""
+
+
+class Resident(Protocol):
+    """Long-running work the node owns besides its jobs (the realtime hub). It is started once
+    the node's task group runs, with the group's `spawn`, and closed before the jobs are
+    released. Work it spawns must handle its own errors (see `Node.spawn`)."""
+
+    def start(self, spawn: Spawn) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 def purge_kind(registry: Registry) -> Kind:
@@ -58,20 +75,35 @@ def default_registry() -> Registry:
 class Node:
     """Owns this node's background work in one task group; `start`, then `close` once."""
 
-    def __init__(self, ctx: Context, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        registry: Registry | None = None,
+        *,
+        residents: Sequence[Resident] = (),
+    ) -> None:
         self.ctx = ctx
         self.registry = registry if registry is not None else default_registry()
         self.worker = Worker(ctx, self.registry)
+        self._residents = list(residents)
+        self._started: list[Resident] = []
         self._main: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        """Start the task group with the job worker in it."""
+        """Start the task group with the job worker in it, then the residents."""
         if self._main is not None:
             raise RuntimeError("the node runtime was started already")
         self._main = asyncio.create_task(self._run(), name="node runtime")
         await self._ready.wait()
+        try:
+            for resident in self._residents:
+                resident.start(self.spawn)
+                self._started.append(resident)
+        except BaseException:
+            await self.close()
+            raise
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run `work` in the node's task group until the node closes. It must handle its own
@@ -93,7 +125,14 @@ class Node:
             self._group = None
 
     async def close(self) -> None:
-        """Cancel the task group and wait for it: running jobs are released to the queue."""
+        """Close the residents (newest first), then cancel the task group and wait for it:
+        running jobs are released to the queue."""
+        while self._started:
+            resident = self._started.pop()
+            try:
+                await resident.close()
+            except Exception:
+                log.exception("closing %r failed", resident)
         main, self._main = self._main, None
         if main is None:
             return

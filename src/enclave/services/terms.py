@@ -1,5 +1,5 @@
 """Consent to the organization's terms of use: admins publish versions, each person accepts the
-current one; until then `accounts.authenticate` answers `terms_acceptance_required`."""
+current one; until then `auth.authenticate` answers `terms_acceptance_required`."""
 
 from __future__ import annotations
 

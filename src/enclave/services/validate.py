@@ -64,6 +64,15 @@ def username(value: str) -> str:
     return value
 
 
+def is_username(value: str) -> bool:
+    """Whether `value` could be a username (`username` would accept it)."""
+    try:
+        username(value)
+    except InvalidInput:
+        return False
+    return True
+
+
 def client_msg_id(value: str) -> str:
     if not _CLIENT_MSG_ID.match(value):
         raise InvalidInput(

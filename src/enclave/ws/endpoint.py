@@ -14,7 +14,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from enclave import codec
-from enclave.config import RealtimeConfig
+from enclave.config.sections import RealtimeConfig
 from enclave.domain.errors import EnclaveError, Forbidden
 from enclave.domain.ids import ConversationId
 from enclave.domain.signals import PresenceStatus
@@ -23,8 +23,8 @@ from enclave.realtime.connection import Connection
 from enclave.realtime.frames import CloseCode
 from enclave.realtime.hub import Hub
 from enclave.realtime.resume import resume
-from enclave.services import accounts, conversations, messages, sync
-from enclave.services.accounts import Authenticated
+from enclave.services import auth, conversations, messages, sync
+from enclave.services.auth import Authenticated
 from enclave.services.context import Context
 from enclave.ws import schemas as f
 
@@ -77,10 +77,10 @@ def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[we
         # Changes signalled while the session is checked cannot reach this connection yet:
         # `register` re-checks it if there were any.
         epoch = hub.access_epoch
-        auth = await _hello(ctx, ws, request, cfg)
-        if auth is None:
+        hello = await _hello(ctx, ws, request, cfg)
+        if hello is None:
             return ws
-        auth_user, token_hash, cursors = auth
+        auth_user, token_hash, cursors = hello
         conn = Connection(
             hub,
             secrets.token_hex(8),
@@ -122,14 +122,14 @@ async def _hello(
     if token is None and header.lower().startswith("bearer "):
         token = header[7:].strip()
     try:
-        auth = await accounts.authenticate(ctx, token or "")
+        session = await auth.authenticate(ctx, token or "")
     except Forbidden as exc:
         await ws.close(code=CloseCode.SET_UP_REQUIRED, message=exc.code.encode())
         return None
     except EnclaveError:
         await ws.close(code=CloseCode.UNAUTHENTICATED, message=b"unauthenticated")
         return None
-    return auth, auth.token_hash, hello.cursors
+    return session, session.token_hash, hello.cursors
 
 
 async def _serve(ctx: Context, hub: Hub, conn: Connection, ws: web.WebSocketResponse) -> None:
@@ -151,7 +151,7 @@ async def _serve(ctx: Context, hub: Hub, conn: Connection, ws: web.WebSocketResp
         match frame:
             case f.Send():
                 await inflight.acquire()
-                hub.spawn(_send(ctx, conn, frame, inflight))
+                hub.spawn(_send(ctx, conn, frame, inflight), "ws: send")
             case f.Read():
                 await _reply(conn, frame.req_id, _read(ctx, conn, frame))
             case f.TypingFrame():

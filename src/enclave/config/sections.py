@@ -1,28 +1,24 @@
-"""One validated configuration object, read once at start-up.
-
-Sources, lowest precedence first: built-in defaults, a TOML file (`--config` or
-`ENCLAVE_CONFIG`), environment variables `ENCLAVE_<SECTION>_<OPTION>` (for example
-`ENCLAVE_SERVER_PORT=9000`), then command-line flags. Every option is documented in
-docs/config.md, and a test checks that the two agree.
-"""
+"""The sections of the configuration (`[server]`, `[database]`, ...): one class per section,
+each option with its default, bounds and description (docs/config.md is generated from them).
+`enclave.config` assembles them into `Config` and reads the sources."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """The base of every section: unknown options are errors, values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ServerConfig(_Section):
+class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free port.")
     data_dir: Path = Field(Path("data"), description="Directory for the SQLite file and state.")
@@ -73,7 +69,7 @@ class ServerConfig(_Section):
         return networks
 
 
-class DatabaseConfig(_Section):
+class DatabaseConfig(Section):
     url: str = Field(
         "",
         description="Empty for SQLite at data_dir/enclave.db, sqlite:///PATH for another SQLite "
@@ -95,7 +91,7 @@ class DatabaseConfig(_Section):
         return value
 
 
-class AuthConfig(_Section):
+class AuthConfig(Section):
     session_idle_minutes: int = Field(
         60 * 24 * 14, ge=5, description="A session unused this long expires."
     )
@@ -149,7 +145,7 @@ class AuthConfig(_Section):
     )
 
 
-class LimitsConfig(_Section):
+class LimitsConfig(Section):
     max_body_bytes: int = Field(
         256 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body accepted."
     )
@@ -182,7 +178,7 @@ class LimitsConfig(_Section):
     send_burst: int = Field(30, ge=1, le=10_000_000, description="Message send burst per user.")
 
 
-class RealtimeConfig(_Section):
+class RealtimeConfig(Section):
     heartbeat_seconds: float = Field(
         30.0,
         ge=1,
@@ -227,7 +223,7 @@ class RealtimeConfig(_Section):
     )
 
 
-class TlsConfig(_Section):
+class TlsConfig(Section):
     cert_file: str = Field(
         "",
         description="PEM file with the server certificate followed by its intermediates; "
@@ -255,7 +251,7 @@ class TlsConfig(_Section):
         return bool(self.cert_file) or self.self_signed
 
 
-class EncryptionConfig(_Section):
+class EncryptionConfig(Section):
     key_file: str = Field(
         "",
         description="Keyring file holding the key-encryption keys (created with mode 0600 on "
@@ -284,7 +280,7 @@ class EncryptionConfig(_Section):
         return self
 
 
-class AlertsConfig(_Section):
+class AlertsConfig(Section):
     # Alerts derived from audit entries (services/alerts.py, docs/security.md): each rule counts
     # matching entries per key in a sliding window; 0 switches a rule off.
     window_seconds: int = Field(
@@ -320,7 +316,7 @@ class AlertsConfig(_Section):
     )
 
 
-class ComplianceConfig(_Section):
+class ComplianceConfig(Section):
     export_ttl_hours: int = Field(
         24,
         ge=1,
@@ -330,7 +326,7 @@ class ComplianceConfig(_Section):
     )
 
 
-class RetentionConfig(_Section):
+class RetentionConfig(Section):
     # Retention runs (services/retention.py, docs/compliance.md): what they delete is set per
     # organization through the API; these only say how often and in what steps.
     interval_minutes: int = Field(
@@ -356,7 +352,7 @@ class RetentionConfig(_Section):
     )
 
 
-class JobsConfig(_Section):
+class JobsConfig(Section):
     # The durable job queue (services/jobs.py, docs/architecture.md "The job path"): every node
     # runs workers that claim due jobs from the database with a lease.
     poll_seconds: float = Field(
@@ -410,7 +406,7 @@ class JobsConfig(_Section):
         return self
 
 
-class RedisConfig(_Section):
+class RedisConfig(Section):
     # Scale-out (enclave.bus.redis, docs/operations.md): with a URL, nodes share events, rate
     # limits, login lockouts, presence and alert counters through one Redis.
     url: str = Field(
@@ -450,107 +446,10 @@ class RedisConfig(_Section):
         return value
 
 
-class OrgConfig(_Section):
+class OrgConfig(Section):
     name: str = Field(
         "My Organization", min_length=1, max_length=100, description="Name of the first org."
     )
     owner_username: str = Field(
         "admin", min_length=3, max_length=32, description="Username of the first owner."
     )
-
-
-class Config(_Section):
-    server: ServerConfig = ServerConfig()
-    database: DatabaseConfig = DatabaseConfig()
-    auth: AuthConfig = AuthConfig()
-    limits: LimitsConfig = LimitsConfig()
-    realtime: RealtimeConfig = RealtimeConfig()
-    tls: TlsConfig = TlsConfig()
-    encryption: EncryptionConfig = EncryptionConfig()
-    alerts: AlertsConfig = AlertsConfig()
-    compliance: ComplianceConfig = ComplianceConfig()
-    retention: RetentionConfig = RetentionConfig()
-    jobs: JobsConfig = JobsConfig()
-    redis: RedisConfig = RedisConfig()
-    org: OrgConfig = OrgConfig()
-
-    def keyring_path(self) -> Path:
-        if self.encryption.key_file:
-            return Path(self.encryption.key_file)
-        return self.server.data_dir / "keys" / "keyring.json"
-
-    def sqlite_path(self) -> Path:
-        url = self.database.url
-        if url.startswith("sqlite:///"):
-            return Path(url.removeprefix("sqlite:///"))
-        return self.server.data_dir / "enclave.db"
-
-    @property
-    def uses_postgres(self) -> bool:
-        return self.database.url.startswith(("postgresql://", "postgres://"))
-
-    @property
-    def uses_redis(self) -> bool:
-        return bool(self.redis.url)
-
-
-class ConfigError(Exception):
-    """A configuration value is invalid; the message names each option."""
-
-
-SECTIONS: dict[str, type[_Section]] = {
-    "server": ServerConfig,
-    "database": DatabaseConfig,
-    "auth": AuthConfig,
-    "limits": LimitsConfig,
-    "realtime": RealtimeConfig,
-    "tls": TlsConfig,
-    "encryption": EncryptionConfig,
-    "alerts": AlertsConfig,
-    "compliance": ComplianceConfig,
-    "retention": RetentionConfig,
-    "jobs": JobsConfig,
-    "redis": RedisConfig,
-    "org": OrgConfig,
-}
-
-
-def load_config(
-    path: Path | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Config:
-    """Build the configuration; raise ConfigError naming every bad option."""
-    env = os.environ if env is None else env
-    raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    path = path or (Path(env["ENCLAVE_CONFIG"]) if env.get("ENCLAVE_CONFIG") else None)
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text("utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-        for section, values in data.items():
-            if section not in SECTIONS:
-                raise ConfigError(f"{section}: unknown section in {path}")
-            if not isinstance(values, dict):
-                raise ConfigError(f"{section}: must be a table")
-            raw[section].update(values)
-    for key, value in env.items():
-        if not key.startswith("ENCLAVE_") or key == "ENCLAVE_CONFIG":
-            continue
-        section, _, option = key.removeprefix("ENCLAVE_").lower().partition("_")
-        if section in SECTIONS and option in SECTIONS[section].model_fields:
-            raw[section][option] = value
-        elif section in SECTIONS:
-            raise ConfigError(f"{section}.{option}: unknown option (from {key})")
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        section, _, option = dotted.partition(".")
-        raw[section][option] = value
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from exc
