@@ -331,7 +331,7 @@ class ComplianceConfig(_Section):
 
 
 class RetentionConfig(_Section):
-    # Retention runs (services/retention.py, docs/compliance.md): what they delete is set per
+    # Retention runs (services/retention/, docs/compliance.md): what they delete is set per
     # organization through the API; these only say how often and in what steps.
     interval_minutes: int = Field(
         60,

@@ -18,11 +18,15 @@ from enclave.app import open_context
 from enclave.cli.main import main
 from enclave.config import Config, load_config
 from enclave.crypto.keyring import FileKeyring, KeyringError
+from enclave.domain import wire
 from enclave.domain.errors import Conflict
 from enclave.domain.ids import conversation_scope
 from enclave.domain.models import ConversationKind
-from enclave.services import accounts, audit, conversations, messages, retention
+from enclave.services import accounts, audit, conversations, messages
 from enclave.services.context import Context, SystemClock
+from enclave.services.retention import plan as retention_plan
+from enclave.services.retention import run as retention_run
+from enclave.services.retention import schedule
 from enclave.services.sealer import DataKeys
 from enclave.storage import accounts as account_store
 from enclave.storage import audit as audit_store
@@ -82,7 +86,7 @@ async def _set_default(client: httpx.AsyncClient, owner: Person, days: int | Non
 
 
 async def _org(ctx: Context) -> str:
-    orgs = await retention.all_org_ids(ctx)
+    orgs = await retention_plan.all_org_ids(ctx)
     assert len(orgs) == 1
     return orgs[0]
 
@@ -150,11 +154,11 @@ async def test_dry_run_equals_the_run_and_the_receipt_is_audited(
     group_keys = await _live_keys(ctx, group)
 
     org = await _org(ctx)
-    planned = await retention.plan(ctx, org)
+    planned = await retention_plan.plan(ctx, org)
     preview = await client.get(f"{API}/org/retention/preview", headers=owner.headers)
     assert preview.status_code == 200, preview.text
-    assert preview.json() == retention.plan_wire(planned)
-    (receipt,) = await retention.run(ctx, audit.Actor())
+    assert preview.json() == wire.retention_plan(planned)
+    (receipt,) = await retention_run.run(ctx, audit.Actor())
 
     # The run did exactly what the dry run said.
     assert asdict(receipt.totals) == asdict(planned.totals)
@@ -179,7 +183,7 @@ async def test_dry_run_equals_the_run_and_the_receipt_is_audited(
     assert receipt.kek_rotated
 
     # Nothing is left to do.
-    assert (await retention.plan(ctx, org)).conversations == []
+    assert (await retention_plan.plan(ctx, org)).conversations == []
 
     (entry,) = await _audit(ctx, "retention.purged")
     assert entry.details["messages"] == planned.totals.messages
@@ -233,8 +237,8 @@ async def test_legal_holds_keep_everything_they_hold_until_released(
         ctx, "SELECT COUNT(*) AS n FROM events WHERE conversation_id = ?", legal
     )
     org = await _org(ctx)
-    planned = await retention.plan(ctx, org)
-    (receipt,) = await retention.run(ctx, audit.Actor())
+    planned = await retention_plan.plan(ctx, org)
+    (receipt,) = await retention_run.run(ctx, audit.Actor())
     assert asdict(receipt.totals) == asdict(planned.totals)
     by_conv = {c.conversation_id: c for c in receipt.conversations}
     assert by_conv[ops].messages == 1 and by_conv[ops].hidden == 1
@@ -287,8 +291,8 @@ async def test_legal_holds_keep_everything_they_hold_until_released(
         )
         assert released.status_code == 200, released.text
         assert released.json()["active"] is False
-    again = await retention.plan(ctx, org)
-    (second,) = await retention.run(ctx, audit.Actor())
+    again = await retention_plan.plan(ctx, org)
+    (second,) = await retention_run.run(ctx, audit.Actor())
     assert asdict(second.totals) == asdict(again.totals)
     by_conv = {c.conversation_id: c for c in second.conversations}
     assert by_conv[ops].messages == 1 and by_conv[group].messages == 1
@@ -328,7 +332,7 @@ async def test_a_retry_of_a_removed_message_answers_alike_whether_held_or_delete
     clock.now = T0 + 100 * DAY
     await _relogin(world, alice, bob, owner)
     await _set_default(client, owner, 30)
-    (receipt,) = await retention.run(ctx, audit.Actor())
+    (receipt,) = await retention_run.run(ctx, audit.Actor())
     by_conv = {c.conversation_id: c for c in receipt.conversations}
     assert by_conv[ops].messages == 1 and by_conv[legal].hidden == 1
     stored = "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
@@ -373,7 +377,7 @@ async def test_a_retry_of_a_removed_message_answers_alike_whether_held_or_delete
     assert released.status_code == 200, released.text
     clock.now = T0 + 200 * DAY
     await _relogin(world, bob)
-    await retention.run(ctx, audit.Actor())
+    await retention_run.run(ctx, audit.Actor())
     assert await _row_count(ctx, stored, legal) == 0
     assert [r.content for r in await retries()] == [r.content for r in answers]
 
@@ -406,7 +410,7 @@ async def test_purged_text_is_in_neither_the_database_nor_a_backup_made_before(
     await _set_default(client, owner, 30)
     backup = await asyncio.to_thread(_backup, config, tmp_path)  # pg_dump: off the loop
 
-    (receipt,) = await retention.run(ctx, audit.Actor())
+    (receipt,) = await retention_run.run(ctx, audit.Actor())
     assert receipt.totals.messages == 2 and receipt.totals.key_ids and receipt.kek_rotated
     if not config.uses_postgres:
         await asyncio.to_thread(_checkpoint, config.sqlite_path())
@@ -444,21 +448,21 @@ async def test_an_interrupted_run_resumes_and_its_receipt_counts_both_parts(
     await _relogin(world, owner)
     await _set_default(client, owner, 30)
     org = await _org(ctx)
-    planned = await retention.plan(ctx, org)
+    planned = await retention_plan.plan(ctx, org)
     assert planned.totals.messages == 5
 
-    with pytest.raises(retention.Interrupted):
-        await retention.run(ctx, audit.Actor(), batch_size=2, max_batches=1)
+    with pytest.raises(retention_run.Interrupted):
+        await retention_run.run(ctx, audit.Actor(), batch_size=2, max_batches=1)
     unfinished = await ctx.db.read(lambda tx: retention_store.unfinished_run(tx, org))
     assert unfinished is not None and unfinished.as_of == planned.as_of
     left = "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
     assert await _row_count(ctx, left, dm) == 3
     assert await _audit(ctx, "retention.purged") == []
     # The dry run now reports what is left of the interrupted run.
-    assert (await retention.plan(ctx, org)).totals.messages == 3
+    assert (await retention_plan.plan(ctx, org)).totals.messages == 3
 
     clock.now += DAY  # resuming later still uses the interrupted run's cutoffs
-    (receipt,) = await retention.run(ctx, audit.Actor(), batch_size=2)
+    (receipt,) = await retention_run.run(ctx, audit.Actor(), batch_size=2)
     assert asdict(receipt.totals) == asdict(planned.totals)
     assert [asdict(c) for c in receipt.conversations] == [asdict(c) for c in planned.conversations]
     assert await _row_count(ctx, left, dm) == 0
@@ -478,8 +482,8 @@ async def test_the_lease_lets_one_run_purge_at_a_time(
     await _set_default(client, owner, 30)
 
     results = await asyncio.gather(
-        retention.run(ctx, audit.Actor(), holder="node-a"),
-        retention.run(ctx, audit.Actor(), holder="node-b"),
+        retention_run.run(ctx, audit.Actor(), holder="node-a"),
+        retention_run.run(ctx, audit.Actor(), holder="node-b"),
         return_exceptions=True,
     )
     refused = [r for r in results if isinstance(r, Conflict)]
@@ -492,13 +496,13 @@ async def test_the_lease_lets_one_run_purge_at_a_time(
     lease_ms = ctx.config.retention.lease_seconds * 1000
     await ctx.db.write(
         lambda tx: retention_store.take_lease(
-            tx, retention.LEASE, "dead-node", clock.now, clock.now + lease_ms
+            tx, retention_run.LEASE, "dead-node", clock.now, clock.now + lease_ms
         )
     )
     with pytest.raises(Conflict):
-        await retention.run(ctx, audit.Actor(), holder="node-a")
+        await retention_run.run(ctx, audit.Actor(), holder="node-a")
     clock.now += lease_ms
-    (quiet,) = await retention.run(ctx, audit.Actor(), holder="node-a")
+    (quiet,) = await retention_run.run(ctx, audit.Actor(), holder="node-a")
     assert quiet.totals.messages == 0 and quiet.audit_seq is None  # nothing to do: no receipt
     assert len(await _audit(ctx, "retention.purged")) == 1
 
@@ -570,7 +574,7 @@ async def test_the_schedule_runs_retention_every_interval(
             raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
-        await retention.scheduler(ctx, sleep=fake_sleep)
+        await schedule.scheduler(ctx, sleep=fake_sleep)
     assert waits == [60 * ctx.config.retention.interval_minutes] * 3
     (receipt,) = await _audit(ctx, "retention.purged")  # the second run found nothing to do
     assert receipt.details["messages"] == 1 and receipt.actor_id is None
