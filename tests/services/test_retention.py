@@ -1,12 +1,14 @@
 """Retention runs on both backends, with a fake clock: the dry run equals the run, legal holds
 keep what they hold until released, purged text is gone from the database and from a backup
-made before the run, the receipt is in a verifiable audit log, an interrupted run resumes, and
-the lease keeps two runs from purging at once."""
+made before the run, the receipt is in a verifiable audit log, an interrupted run resumes,
+the lease keeps two runs from purging at once, and the schedule is a periodic job that a node's
+worker runs once per period (none with `retention.interval_minutes = 0`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,12 @@ from enclave.domain import wire
 from enclave.domain.errors import Conflict
 from enclave.domain.ids import conversation_scope
 from enclave.domain.models import ConversationKind
-from enclave.services import accounts, audit, conversations, messages
+from enclave.services import accounts, audit, conversations, jobs, messages
 from enclave.services.context import Context, SystemClock
 from enclave.services.retention import plan as retention_plan
 from enclave.services.retention import run as retention_run
 from enclave.services.retention import schedule
+from enclave.services.runtime import PURGE_NAME, Node, default_registry
 from enclave.services.sealer import DataKeys
 from enclave.storage import accounts as account_store
 from enclave.storage import audit as audit_store
@@ -34,7 +37,7 @@ from enclave.storage import keys as key_store
 from enclave.storage import retention as retention_store
 from enclave.storage.base import Tx
 from tests.api.helpers import API, new_conv, people, post, send
-from tests.conftest import FAST_AUTH, TEST_PASSWORD, Person, World
+from tests.conftest import FAST_AUTH, TEST_PASSWORD, Person, World, make_config
 from tests.services.test_encryption import (
     _backup,
     _checkpoint,
@@ -556,25 +559,93 @@ def test_the_cli_dry_run_then_run(
     assert after["conversations"] == [] and after["totals"]["messages"] == 0
 
 
-async def test_the_schedule_runs_retention_every_interval(
+async def _retention_jobs(ctx: Context) -> list[jobs.Job]:
+    page = await jobs.list_jobs(ctx, None, kind=schedule.NAME, limit=100)
+    return page.jobs
+
+
+async def test_the_schedule_runs_retention_once_per_period_on_the_job_queue(
     world: World, client: httpx.AsyncClient, ctx: Context, clock: FakeClock
 ) -> None:
+    """A server's node (its default registry, a real worker) runs retention once per
+    `retention.interval_minutes` of the (fake) clock, as the periodic job `retention.run`."""
     alice, bob = await people(world, "alice", "bob")
     owner = await world.owner()
     dm = await new_conv(client, alice, "dm", [bob.id])
     await send(client, alice, dm, "old")
     clock.now = T0 + 100 * DAY
-    await _relogin(world, owner)
+    await _relogin(world, alice, owner)
     await _set_default(client, owner, 30)
-    waits: list[float] = []
+    kind = schedule.kind(ctx.config)
+    assert kind is not None and kind.every_seconds == 60 * ctx.config.retention.interval_minutes
+    period_ms = kind.every_seconds * 1000
+    node = Node(ctx)
+    await node.start()
+    try:
 
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-        if len(waits) > 2:
-            raise asyncio.CancelledError
+        async def receipts(n: int) -> bool:
+            return len(await _audit(ctx, "retention.purged")) >= n
 
-    with pytest.raises(asyncio.CancelledError):
-        await schedule.scheduler(ctx, sleep=fake_sleep)
-    assert waits == [60 * ctx.config.retention.interval_minutes] * 3
-    (receipt,) = await _audit(ctx, "retention.purged")  # the second run found nothing to do
-    assert receipt.details["messages"] == 1 and receipt.actor_id is None
+        await _until(lambda: receipts(1))
+        (first,) = await _audit(ctx, "retention.purged")
+        assert first.details["messages"] == 1 and first.actor_id is None
+        first_period = clock.now // period_ms
+        await _until(lambda: _done(ctx, {jobs.period_key(kind, first_period)}))
+        # The same period: the worker polls on, but no second job is queued.
+        await asyncio.sleep(2.5 * ctx.config.jobs.poll_seconds)
+        assert len(await _retention_jobs(ctx)) == 1
+
+        await send(client, alice, dm, "old by a later period")
+        clock.now += 31 * DAY + period_ms
+        await _until(lambda: receipts(2))
+        second = (await _audit(ctx, "retention.purged"))[1]
+        assert second.details["messages"] == 1 and second.actor_id is None
+        # The queue's clean-up may have removed the first period's finished job by now.
+        second_key = jobs.period_key(kind, clock.now // period_ms)
+        await _until(lambda: _done(ctx, {second_key}))
+    finally:
+        await node.close()
+    assert [j.key for j in await _retention_jobs(ctx)].count(second_key) == 1
+    left = "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
+    assert await _row_count(ctx, left, dm) == 0
+
+
+async def _done(ctx: Context, keys: set[str]) -> bool:
+    """The retention jobs of these periods are done (and there is one per period)."""
+    found = [j for j in await _retention_jobs(ctx) if j.key in keys]
+    return len(found) == len(keys) and all(j.state == "done" for j in found)
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)
+
+
+async def test_with_interval_0_no_retention_job_is_ever_queued(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("pg_schema_url") if backend == "postgres" else ""
+    config = make_config(
+        tmp_path, url, **{"retention.interval_minutes": 0, "jobs.poll_seconds": 0.02}
+    )
+    assert schedule.kind(config) is None
+    assert schedule.NAME not in {k.name for k in default_registry(config)}
+    async with open_context(config) as ctx:
+        node = Node(ctx)
+        await node.start()
+        try:
+            # The worker keeps the other periodic kinds' schedule (the queue's clean-up)...
+            async def purge_queued() -> bool:
+                page = await jobs.list_jobs(ctx, None, kind=PURGE_NAME, limit=10)
+                return bool(page.jobs)
+
+            await _until(purge_queued)
+            await asyncio.sleep(0.3)
+        finally:
+            await node.close()
+        # ... but never queues retention.
+        assert await _retention_jobs(ctx) == []

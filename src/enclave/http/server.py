@@ -15,7 +15,6 @@ from enclave.http.bridge import asgi_handler
 from enclave.http.client_ip import parse_networks
 from enclave.realtime.hub import Hub
 from enclave.services.context import Context
-from enclave.services.retention import schedule as retention_schedule
 from enclave.services.runtime import Node
 from enclave.ws.endpoint import make_handler
 
@@ -58,11 +57,10 @@ async def serve(
     set; then close connections cleanly. `started` is set once the socket accepts connections."""
     hub = Hub(ctx)
     hub.start()
-    # The node's background work: the job workers and periodic jobs, in one task group.
+    # The node's background work: the job workers and periodic jobs (the retention schedule
+    # among them), in one task group.
     node = Node(ctx)
     await node.start()
-    # Periodic retention runs (retention.interval_minutes; one node at a time by a lease).
-    retention_task = retention_schedule.start_scheduler(ctx)
     app = build_web_app(ctx, hub)
     runner = web.AppRunner(
         app,
@@ -80,8 +78,5 @@ async def serve(
     finally:
         await site.stop()  # no new connections
         await node.close()  # running jobs go back to the queue, their attempts not spent
-        await retention_schedule.stop_scheduler(
-            retention_task
-        )  # an interrupted run resumes next time
         await hub.close()  # close every socket with 1001: clients resume elsewhere
         await runner.cleanup()  # in-flight requests get up to 3 s

@@ -16,5 +16,6 @@ Modules (callers import them, this package re-exports nothing):
 - `plan`: what a run would do, changing nothing (`enclave retention run --dry-run`,
   `GET /api/v1/org/retention/preview`), with the same conditions the run uses;
 - `run`: the run, in batches under a cluster-wide lease, resumable when interrupted;
-- `schedule`: the loop every server runs to start a run every `retention.interval_minutes`.
+- `schedule`: the periodic job kind (`retention.run`) the job queue runs every
+  `retention.interval_minutes`.
 """

@@ -1,55 +1,44 @@
-"""The retention schedule: every node runs `scheduler`, a loop that starts a run every
-`retention.interval_minutes` (0: never); the run's lease makes one of them do the work each
-time."""
+"""The retention schedule: a periodic job kind on the job queue (docs/architecture.md, "The job
+path"), one job per `retention.interval_minutes` across the whole cluster, none when it is 0.
+
+The job runs retention for every organization (`run.run`). Its holder of the run's lease is
+named after the job, so when a node dies mid-run and another node retries the job, the retry
+takes the lease over at once and resumes the interrupted run; a node stopped with SIGTERM
+releases the job (and the lease) and another node, or the next start, runs it. A run started by
+hand (`enclave retention run`, `POST /api/v1/org/retention/run`) is not a queued job: the lease
+keeps it and the scheduled run apart, and a scheduled run that finds the lease taken leaves the
+work to the next period.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import secrets
-from collections.abc import Callable
-from typing import Any
 
+from enclave.config import Config
 from enclave.domain.errors import Conflict
 from enclave.services import audit
 from enclave.services.context import Context
+from enclave.services.jobs import Job, Kind
 from enclave.services.retention.run import run
 
-__all__ = ["scheduler", "start_scheduler", "stop_scheduler"]
+__all__ = ["NAME", "kind"]
 
 log = logging.getLogger(__name__)
 
+NAME = "retention.run"
 
-async def scheduler(ctx: Context, *, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
-    """Run retention every `retention.interval_minutes` (0: never) until cancelled. Every node
-    runs this loop; the lease makes one of them do the work each time."""
-    minutes = ctx.config.retention.interval_minutes
+
+async def _run_all(ctx: Context, job: Job) -> None:
+    try:
+        await run(ctx, audit.Actor.operator(), holder=f"job:{job.id}")
+    except Conflict:
+        # A run started by hand holds the lease; it does this period's work.
+        log.info("retention: a run is in progress elsewhere; the next period runs again")
+
+
+def kind(config: Config) -> Kind | None:
+    """The periodic retention job, every `retention.interval_minutes`; None when that is 0."""
+    minutes = config.retention.interval_minutes
     if minutes <= 0:
-        return
-    holder = f"node-{secrets.token_hex(8)}"
-    while True:
-        await sleep(minutes * 60)
-        try:
-            await run(ctx, audit.Actor.operator(), holder=holder)
-        except Conflict:
-            log.info("retention: another node is running it")
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("retention run failed; the next one resumes it")
-
-
-def start_scheduler(ctx: Context) -> asyncio.Task[None] | None:
-    """Start the periodic run (None if disabled); cancel the task on shutdown."""
-    if ctx.config.retention.interval_minutes <= 0:
         return None
-    return asyncio.ensure_future(scheduler(ctx))
-
-
-async def stop_scheduler(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    return Kind(NAME, _run_all, concurrency=1, every_seconds=minutes * 60)
