@@ -610,6 +610,63 @@ async def test_the_schedule_runs_retention_once_per_period_on_the_job_queue(
     assert await _row_count(ctx, left, dm) == 0
 
 
+async def test_a_node_stopped_mid_run_releases_the_job_and_the_next_node_resumes_the_run(
+    world: World,
+    client: httpx.AsyncClient,
+    ctx: Context,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM (Node.close) in the middle of a scheduled run releases its job, the attempt not
+    spent; the next node runs the job again, which resumes the unfinished run: one receipt."""
+    alice, bob = await people(world, "alice", "bob")
+    owner = await world.owner()
+    carol = (await people(world, "carol"))[0]
+    first = await new_conv(client, alice, "dm", [bob.id])
+    second = await new_conv(client, alice, "dm", [carol.id])
+    for conv in (first, second):
+        await send(client, alice, conv, "old")
+    clock.now = T0 + 100 * DAY
+    await _relogin(world, owner)
+    await _set_default(client, owner, 30)
+    org = await _org(ctx)
+    planned = await retention_plan.plan(ctx, org)
+    assert planned.totals.messages == 2
+
+    stuck = asyncio.Event()
+    shred = retention_run._OrgRun.shred
+
+    async def stop_after_the_first_conversation(self: Any, *args: Any) -> None:
+        stuck.set()
+        await asyncio.Event().wait()  # until the node is stopped
+
+    monkeypatch.setattr(retention_run._OrgRun, "shred", stop_after_the_first_conversation)
+    node = Node(ctx)
+    await node.start()
+    try:
+        await asyncio.wait_for(stuck.wait(), 20)
+    finally:
+        await node.close()
+    (job,) = await _retention_jobs(ctx)
+    assert job.state == "queued" and job.attempts == 0, job
+    unfinished = await ctx.db.read(lambda tx: retention_store.unfinished_run(tx, org))
+    assert unfinished is not None and unfinished.as_of == planned.as_of
+    assert await _audit(ctx, "retention.purged") == []
+
+    monkeypatch.setattr(retention_run._OrgRun, "shred", shred)
+    clock.now += 60_000  # later, within the same period
+    node = Node(ctx)
+    await node.start()
+    try:
+        await _until(lambda: _done(ctx, {job.key or ""}))
+    finally:
+        await node.close()
+    (receipt,) = await _audit(ctx, "retention.purged")
+    assert receipt.details["run_id"] == unfinished.id
+    assert receipt.details["as_of"] == planned.as_of
+    assert receipt.details["messages"] == 2
+
+
 async def _done(ctx: Context, keys: set[str]) -> bool:
     """The retention jobs of these periods are done (and there is one per period)."""
     found = [j for j in await _retention_jobs(ctx) if j.key in keys]
