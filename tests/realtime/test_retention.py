@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from enclave.services import audit, retention
+from enclave.services import audit
 from enclave.services.context import Context
+from enclave.services.retention import run as retention_run
 from tests.api.helpers import API, new_conv, people, send
 from tests.conftest import World
 from tests.realtime.conftest import Live, collect
@@ -44,7 +45,7 @@ async def test_connected_clients_drop_what_was_purged(
         return any(getattr(i, "type", "") == "messages.purged" for i in items)
 
     async with live.stream(bob.token, {dm: last}) as stream:
-        (receipt,) = await retention.run(ctx, audit.Actor())
+        (receipt,) = await retention_run.run(ctx, audit.Actor())
         assert receipt.totals.messages == 3
         items = await collect(stream, purged)
     event = next(i for i in items if i.type == "messages.purged")

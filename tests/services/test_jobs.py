@@ -472,7 +472,7 @@ async def test_the_default_registry_purges_old_finished_jobs(tmp_path: Path) -> 
             )
         )
         fresh = await jobs.enqueue(ctx, kind, {})
-        registry = default_registry()
+        registry = default_registry(config)
         registry.add(kind)
         node = Node(ctx, registry)
         await node.start()

@@ -1,12 +1,14 @@
 """Retention runs on both backends, with a fake clock: the dry run equals the run, legal holds
 keep what they hold until released, purged text is gone from the database and from a backup
-made before the run, the receipt is in a verifiable audit log, an interrupted run resumes, and
-the lease keeps two runs from purging at once."""
+made before the run, the receipt is in a verifiable audit log, an interrupted run resumes,
+the lease keeps two runs from purging at once, and the schedule is a periodic job that a node's
+worker runs once per period (none with `retention.interval_minutes = 0`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,16 @@ from enclave.app import open_context
 from enclave.cli.main import main
 from enclave.config import Config, load_config
 from enclave.crypto.keyring import FileKeyring, KeyringError
+from enclave.domain import wire
 from enclave.domain.errors import Conflict
 from enclave.domain.ids import conversation_scope
 from enclave.domain.models import ConversationKind
-from enclave.services import accounts, audit, conversations, messages, retention
+from enclave.services import accounts, audit, conversations, jobs, messages
 from enclave.services.context import Context, SystemClock
+from enclave.services.retention import plan as retention_plan
+from enclave.services.retention import run as retention_run
+from enclave.services.retention import schedule
+from enclave.services.runtime import PURGE_NAME, Node, default_registry
 from enclave.services.sealer import DataKeys
 from enclave.storage import accounts as account_store
 from enclave.storage import audit as audit_store
@@ -30,7 +37,7 @@ from enclave.storage import keys as key_store
 from enclave.storage import retention as retention_store
 from enclave.storage.base import Tx
 from tests.api.helpers import API, new_conv, people, post, send
-from tests.conftest import FAST_AUTH, TEST_PASSWORD, Person, World
+from tests.conftest import FAST_AUTH, TEST_PASSWORD, Person, World, make_config
 from tests.services.test_encryption import (
     _backup,
     _checkpoint,
@@ -82,7 +89,7 @@ async def _set_default(client: httpx.AsyncClient, owner: Person, days: int | Non
 
 
 async def _org(ctx: Context) -> str:
-    orgs = await retention.all_org_ids(ctx)
+    orgs = await retention_plan.all_org_ids(ctx)
     assert len(orgs) == 1
     return orgs[0]
 
@@ -150,11 +157,11 @@ async def test_dry_run_equals_the_run_and_the_receipt_is_audited(
     group_keys = await _live_keys(ctx, group)
 
     org = await _org(ctx)
-    planned = await retention.plan(ctx, org)
+    planned = await retention_plan.plan(ctx, org)
     preview = await client.get(f"{API}/org/retention/preview", headers=owner.headers)
     assert preview.status_code == 200, preview.text
-    assert preview.json() == retention.plan_wire(planned)
-    (receipt,) = await retention.run(ctx, audit.Actor())
+    assert preview.json() == wire.retention_plan(planned)
+    (receipt,) = await retention_run.run(ctx, audit.Actor())
 
     # The run did exactly what the dry run said.
     assert asdict(receipt.totals) == asdict(planned.totals)
@@ -179,7 +186,7 @@ async def test_dry_run_equals_the_run_and_the_receipt_is_audited(
     assert receipt.kek_rotated
 
     # Nothing is left to do.
-    assert (await retention.plan(ctx, org)).conversations == []
+    assert (await retention_plan.plan(ctx, org)).conversations == []
 
     (entry,) = await _audit(ctx, "retention.purged")
     assert entry.details["messages"] == planned.totals.messages
@@ -233,8 +240,8 @@ async def test_legal_holds_keep_everything_they_hold_until_released(
         ctx, "SELECT COUNT(*) AS n FROM events WHERE conversation_id = ?", legal
     )
     org = await _org(ctx)
-    planned = await retention.plan(ctx, org)
-    (receipt,) = await retention.run(ctx, audit.Actor())
+    planned = await retention_plan.plan(ctx, org)
+    (receipt,) = await retention_run.run(ctx, audit.Actor())
     assert asdict(receipt.totals) == asdict(planned.totals)
     by_conv = {c.conversation_id: c for c in receipt.conversations}
     assert by_conv[ops].messages == 1 and by_conv[ops].hidden == 1
@@ -287,8 +294,8 @@ async def test_legal_holds_keep_everything_they_hold_until_released(
         )
         assert released.status_code == 200, released.text
         assert released.json()["active"] is False
-    again = await retention.plan(ctx, org)
-    (second,) = await retention.run(ctx, audit.Actor())
+    again = await retention_plan.plan(ctx, org)
+    (second,) = await retention_run.run(ctx, audit.Actor())
     assert asdict(second.totals) == asdict(again.totals)
     by_conv = {c.conversation_id: c for c in second.conversations}
     assert by_conv[ops].messages == 1 and by_conv[group].messages == 1
@@ -328,7 +335,7 @@ async def test_a_retry_of_a_removed_message_answers_alike_whether_held_or_delete
     clock.now = T0 + 100 * DAY
     await _relogin(world, alice, bob, owner)
     await _set_default(client, owner, 30)
-    (receipt,) = await retention.run(ctx, audit.Actor())
+    (receipt,) = await retention_run.run(ctx, audit.Actor())
     by_conv = {c.conversation_id: c for c in receipt.conversations}
     assert by_conv[ops].messages == 1 and by_conv[legal].hidden == 1
     stored = "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
@@ -373,7 +380,7 @@ async def test_a_retry_of_a_removed_message_answers_alike_whether_held_or_delete
     assert released.status_code == 200, released.text
     clock.now = T0 + 200 * DAY
     await _relogin(world, bob)
-    await retention.run(ctx, audit.Actor())
+    await retention_run.run(ctx, audit.Actor())
     assert await _row_count(ctx, stored, legal) == 0
     assert [r.content for r in await retries()] == [r.content for r in answers]
 
@@ -406,7 +413,7 @@ async def test_purged_text_is_in_neither_the_database_nor_a_backup_made_before(
     await _set_default(client, owner, 30)
     backup = await asyncio.to_thread(_backup, config, tmp_path)  # pg_dump: off the loop
 
-    (receipt,) = await retention.run(ctx, audit.Actor())
+    (receipt,) = await retention_run.run(ctx, audit.Actor())
     assert receipt.totals.messages == 2 and receipt.totals.key_ids and receipt.kek_rotated
     if not config.uses_postgres:
         await asyncio.to_thread(_checkpoint, config.sqlite_path())
@@ -444,21 +451,21 @@ async def test_an_interrupted_run_resumes_and_its_receipt_counts_both_parts(
     await _relogin(world, owner)
     await _set_default(client, owner, 30)
     org = await _org(ctx)
-    planned = await retention.plan(ctx, org)
+    planned = await retention_plan.plan(ctx, org)
     assert planned.totals.messages == 5
 
-    with pytest.raises(retention.Interrupted):
-        await retention.run(ctx, audit.Actor(), batch_size=2, max_batches=1)
+    with pytest.raises(retention_run.Interrupted):
+        await retention_run.run(ctx, audit.Actor(), batch_size=2, max_batches=1)
     unfinished = await ctx.db.read(lambda tx: retention_store.unfinished_run(tx, org))
     assert unfinished is not None and unfinished.as_of == planned.as_of
     left = "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
     assert await _row_count(ctx, left, dm) == 3
     assert await _audit(ctx, "retention.purged") == []
     # The dry run now reports what is left of the interrupted run.
-    assert (await retention.plan(ctx, org)).totals.messages == 3
+    assert (await retention_plan.plan(ctx, org)).totals.messages == 3
 
     clock.now += DAY  # resuming later still uses the interrupted run's cutoffs
-    (receipt,) = await retention.run(ctx, audit.Actor(), batch_size=2)
+    (receipt,) = await retention_run.run(ctx, audit.Actor(), batch_size=2)
     assert asdict(receipt.totals) == asdict(planned.totals)
     assert [asdict(c) for c in receipt.conversations] == [asdict(c) for c in planned.conversations]
     assert await _row_count(ctx, left, dm) == 0
@@ -478,8 +485,8 @@ async def test_the_lease_lets_one_run_purge_at_a_time(
     await _set_default(client, owner, 30)
 
     results = await asyncio.gather(
-        retention.run(ctx, audit.Actor(), holder="node-a"),
-        retention.run(ctx, audit.Actor(), holder="node-b"),
+        retention_run.run(ctx, audit.Actor(), holder="node-a"),
+        retention_run.run(ctx, audit.Actor(), holder="node-b"),
         return_exceptions=True,
     )
     refused = [r for r in results if isinstance(r, Conflict)]
@@ -492,13 +499,13 @@ async def test_the_lease_lets_one_run_purge_at_a_time(
     lease_ms = ctx.config.retention.lease_seconds * 1000
     await ctx.db.write(
         lambda tx: retention_store.take_lease(
-            tx, retention.LEASE, "dead-node", clock.now, clock.now + lease_ms
+            tx, retention_run.LEASE, "dead-node", clock.now, clock.now + lease_ms
         )
     )
     with pytest.raises(Conflict):
-        await retention.run(ctx, audit.Actor(), holder="node-a")
+        await retention_run.run(ctx, audit.Actor(), holder="node-a")
     clock.now += lease_ms
-    (quiet,) = await retention.run(ctx, audit.Actor(), holder="node-a")
+    (quiet,) = await retention_run.run(ctx, audit.Actor(), holder="node-a")
     assert quiet.totals.messages == 0 and quiet.audit_seq is None  # nothing to do: no receipt
     assert len(await _audit(ctx, "retention.purged")) == 1
 
@@ -552,25 +559,150 @@ def test_the_cli_dry_run_then_run(
     assert after["conversations"] == [] and after["totals"]["messages"] == 0
 
 
-async def test_the_schedule_runs_retention_every_interval(
+async def _retention_jobs(ctx: Context) -> list[jobs.Job]:
+    page = await jobs.list_jobs(ctx, None, kind=schedule.NAME, limit=100)
+    return page.jobs
+
+
+async def test_the_schedule_runs_retention_once_per_period_on_the_job_queue(
     world: World, client: httpx.AsyncClient, ctx: Context, clock: FakeClock
 ) -> None:
+    """A server's node (its default registry, a real worker) runs retention once per
+    `retention.interval_minutes` of the (fake) clock, as the periodic job `retention.run`."""
     alice, bob = await people(world, "alice", "bob")
     owner = await world.owner()
     dm = await new_conv(client, alice, "dm", [bob.id])
     await send(client, alice, dm, "old")
     clock.now = T0 + 100 * DAY
+    await _relogin(world, alice, owner)
+    await _set_default(client, owner, 30)
+    kind = schedule.kind(ctx.config)
+    assert kind is not None and kind.every_seconds == 60 * ctx.config.retention.interval_minutes
+    period_ms = kind.every_seconds * 1000
+    node = Node(ctx)
+    await node.start()
+    try:
+
+        async def receipts(n: int) -> bool:
+            return len(await _audit(ctx, "retention.purged")) >= n
+
+        await _until(lambda: receipts(1))
+        (first,) = await _audit(ctx, "retention.purged")
+        assert first.details["messages"] == 1 and first.actor_id is None
+        first_period = clock.now // period_ms
+        await _until(lambda: _done(ctx, {jobs.period_key(kind, first_period)}))
+        # The same period: the worker polls on, but no second job is queued.
+        await asyncio.sleep(2.5 * ctx.config.jobs.poll_seconds)
+        assert len(await _retention_jobs(ctx)) == 1
+
+        await send(client, alice, dm, "old by a later period")
+        clock.now += 31 * DAY + period_ms
+        await _until(lambda: receipts(2))
+        second = (await _audit(ctx, "retention.purged"))[1]
+        assert second.details["messages"] == 1 and second.actor_id is None
+        # The queue's clean-up may have removed the first period's finished job by now.
+        second_key = jobs.period_key(kind, clock.now // period_ms)
+        await _until(lambda: _done(ctx, {second_key}))
+    finally:
+        await node.close()
+    assert [j.key for j in await _retention_jobs(ctx)].count(second_key) == 1
+    left = "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
+    assert await _row_count(ctx, left, dm) == 0
+
+
+async def test_a_node_stopped_mid_run_releases_the_job_and_the_next_node_resumes_the_run(
+    world: World,
+    client: httpx.AsyncClient,
+    ctx: Context,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM (Node.close) in the middle of a scheduled run releases its job, the attempt not
+    spent; the next node runs the job again, which resumes the unfinished run: one receipt."""
+    alice, bob = await people(world, "alice", "bob")
+    owner = await world.owner()
+    carol = (await people(world, "carol"))[0]
+    first = await new_conv(client, alice, "dm", [bob.id])
+    second = await new_conv(client, alice, "dm", [carol.id])
+    for conv in (first, second):
+        await send(client, alice, conv, "old")
+    clock.now = T0 + 100 * DAY
     await _relogin(world, owner)
     await _set_default(client, owner, 30)
-    waits: list[float] = []
+    org = await _org(ctx)
+    planned = await retention_plan.plan(ctx, org)
+    assert planned.totals.messages == 2
 
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-        if len(waits) > 2:
-            raise asyncio.CancelledError
+    stuck = asyncio.Event()
+    shred = retention_run._OrgRun.shred
 
-    with pytest.raises(asyncio.CancelledError):
-        await retention.scheduler(ctx, sleep=fake_sleep)
-    assert waits == [60 * ctx.config.retention.interval_minutes] * 3
-    (receipt,) = await _audit(ctx, "retention.purged")  # the second run found nothing to do
-    assert receipt.details["messages"] == 1 and receipt.actor_id is None
+    async def stop_after_the_first_conversation(self: Any, *args: Any) -> None:
+        stuck.set()
+        await asyncio.Event().wait()  # until the node is stopped
+
+    monkeypatch.setattr(retention_run._OrgRun, "shred", stop_after_the_first_conversation)
+    node = Node(ctx)
+    await node.start()
+    try:
+        await asyncio.wait_for(stuck.wait(), 20)
+    finally:
+        await node.close()
+    (job,) = await _retention_jobs(ctx)
+    assert job.state == "queued" and job.attempts == 0, job
+    unfinished = await ctx.db.read(lambda tx: retention_store.unfinished_run(tx, org))
+    assert unfinished is not None and unfinished.as_of == planned.as_of
+    assert await _audit(ctx, "retention.purged") == []
+
+    monkeypatch.setattr(retention_run._OrgRun, "shred", shred)
+    clock.now += 60_000  # later, within the same period
+    node = Node(ctx)
+    await node.start()
+    try:
+        await _until(lambda: _done(ctx, {job.key or ""}))
+    finally:
+        await node.close()
+    (receipt,) = await _audit(ctx, "retention.purged")
+    assert receipt.details["run_id"] == unfinished.id
+    assert receipt.details["as_of"] == planned.as_of
+    assert receipt.details["messages"] == 2
+
+
+async def _done(ctx: Context, keys: set[str]) -> bool:
+    """The retention jobs of these periods are done (and there is one per period)."""
+    found = [j for j in await _retention_jobs(ctx) if j.key in keys]
+    return len(found) == len(keys) and all(j.state == "done" for j in found)
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)
+
+
+async def test_with_interval_0_no_retention_job_is_ever_queued(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("pg_schema_url") if backend == "postgres" else ""
+    config = make_config(
+        tmp_path, url, **{"retention.interval_minutes": 0, "jobs.poll_seconds": 0.02}
+    )
+    assert schedule.kind(config) is None
+    assert schedule.NAME not in {k.name for k in default_registry(config)}
+    async with open_context(config) as ctx:
+        node = Node(ctx)
+        await node.start()
+        try:
+            # The worker keeps the other periodic kinds' schedule (the queue's clean-up)...
+            async def purge_queued() -> bool:
+                page = await jobs.list_jobs(ctx, None, kind=PURGE_NAME, limit=10)
+                return bool(page.jobs)
+
+            await _until(purge_queued)
+            await asyncio.sleep(0.3)
+        finally:
+            await node.close()
+        # ... but never queues retention.
+        assert await _retention_jobs(ctx) == []

@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from enclave.api.deps import Actor, ClientIp, Ctx
 from enclave.api.errors import ERROR_RESPONSES
 from enclave.domain import wire
-from enclave.services import holds, retention
+from enclave.services import holds
+from enclave.services.retention import plan, policy, run
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
-Days = Annotated[int, Field(ge=1, le=retention.MAX_DAYS)]
+Days = Annotated[int, Field(ge=1, le=policy.MAX_DAYS)]
 PathId = Annotated[str, Path(max_length=64)]
 IdText = Annotated[str, Field(min_length=26, max_length=26, pattern=r"^[a-z2-7]+$")]
 
@@ -139,7 +140,7 @@ class HoldReleaseIn(_In):
     reason: str = Field(min_length=1, max_length=holds.REASON_MAX)
 
 
-def _policy(p: retention.Policy) -> dict[str, Any]:
+def _policy(p: policy.Policy) -> dict[str, Any]:
     return {
         "default_days": p.default_days,
         "overrides": [
@@ -156,20 +157,20 @@ def _policy(p: retention.Policy) -> dict[str, Any]:
 async def get_retention(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     """The organization's default and the conversations that override it (owners, admins,
     compliance officers)."""
-    return _policy(await retention.policy(ctx, actor))
+    return _policy(await policy.policy(ctx, actor))
 
 
 @router.put("/org/retention", response_model=RetentionOut, tags=["retention"])
 async def put_retention(body: RetentionIn, ctx: Ctx, actor: Actor, ip: ClientIp) -> dict[str, Any]:
     """Set the default (owners and admins); audited as `retention.policy_changed`."""
-    return _policy(await retention.set_default(ctx, actor, body.default_days, ip=ip))
+    return _policy(await policy.set_default(ctx, actor, body.default_days, ip=ip))
 
 
 @router.get("/org/retention/preview", response_model=PlanOut, tags=["retention"])
 async def preview_retention(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     """Exactly what a run would do now (the dry run): per conversation the messages (count and
     seq range), versions, reactions, mentions, events and data keys; nothing changes."""
-    return retention.plan_wire(await retention.preview(ctx, actor))
+    return wire.retention_plan(await plan.preview(ctx, actor))
 
 
 @router.post("/org/retention/run", response_model=ReceiptOut, tags=["retention"])
@@ -177,9 +178,9 @@ async def run_retention(ctx: Ctx, actor: Actor, ip: ClientIp) -> dict[str, Any]:
     """Run retention now for your organization (owners and admins) and return its receipt
     (also in the audit log as `retention.purged`). 409 `retention_running` if a run is in
     progress."""
-    receipt = await retention.run_for(ctx, actor, ip=ip)
+    receipt = await run.run_for(ctx, actor, ip=ip)
     assert receipt is not None
-    return retention.receipt_wire(receipt)
+    return wire.retention_receipt(receipt)
 
 
 @router.put(
@@ -192,7 +193,7 @@ async def put_conversation_retention(
 ) -> dict[str, Any]:
     """Override the default for one conversation (owners and admins, for conversations they
     can see); audited as `retention.override_changed`."""
-    found = await retention.set_conversation(ctx, actor, conv_id, body.mode, body.days, ip=ip)
+    found = await policy.set_conversation(ctx, actor, conv_id, body.mode, body.days, ip=ip)
     return {
         "conversation_id": found.conversation_id,
         "mode": found.mode,

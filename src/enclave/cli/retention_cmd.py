@@ -18,7 +18,10 @@ from collections.abc import Callable
 from enclave.app import open_context
 from enclave.cli import keys_cmd
 from enclave.config import Config
-from enclave.services import audit, retention
+from enclave.domain import wire
+from enclave.services import audit
+from enclave.services.retention import plan as retention_plan
+from enclave.services.retention import run as retention_run
 
 
 def add_parser(
@@ -44,7 +47,7 @@ def _days(days: int | None) -> str:
     return "forever" if days is None else f"{days} days"
 
 
-def _print_conversations(convs: list[retention.ConversationPlan]) -> None:
+def _print_conversations(convs: list[retention_plan.ConversationPlan]) -> None:
     for c in convs:
         seqs = f" (seq {c.first_seq}..{c.last_seq})" if c.first_seq is not None else ""
         held = "  [legal hold: nothing deleted]" if c.held else ""
@@ -58,7 +61,7 @@ def _print_conversations(convs: list[retention.ConversationPlan]) -> None:
             print(f"    data keys shredded: {', '.join(c.key_ids)}")
 
 
-def _print_totals(t: retention.Totals) -> None:
+def _print_totals(t: retention_plan.Totals) -> None:
     print(
         f"  total: {t.conversations} conversations, {t.messages} messages, {t.versions} versions,"
         f" {t.reactions} reactions, {t.mentions} mentions, {t.hidden} kept for legal hold,"
@@ -68,20 +71,20 @@ def _print_totals(t: retention.Totals) -> None:
 
 async def run(args: argparse.Namespace, config: Config) -> int:
     async with open_context(config) as ctx:
-        org_ids = args.org if args.org else await retention.all_org_ids(ctx)
+        org_ids = args.org if args.org else await retention_plan.all_org_ids(ctx)
         if args.dry_run:
-            plans = [await retention.plan(ctx, org_id) for org_id in org_ids]
+            plans = [await retention_plan.plan(ctx, org_id) for org_id in org_ids]
             if args.json:
-                print(json.dumps([retention.plan_wire(p) for p in plans], indent=2))
+                print(json.dumps([wire.retention_plan(p) for p in plans], indent=2))
                 return 0
             for p in plans:
                 print(f"organization {p.org_id}: default {_days(p.default_days)} (dry run)")
                 _print_conversations(p.conversations)
                 _print_totals(p.totals)
             return 0
-        receipts = await retention.run(ctx, audit.Actor(), org_ids=org_ids)
+        receipts = await retention_run.run(ctx, audit.Actor(), org_ids=org_ids)
         if args.json:
-            print(json.dumps([retention.receipt_wire(r) for r in receipts], indent=2))
+            print(json.dumps([wire.retention_receipt(r) for r in receipts], indent=2))
             return 0
         for r in receipts:
             print(

@@ -327,14 +327,14 @@ class ComplianceConfig(Section):
 
 
 class RetentionConfig(Section):
-    # Retention runs (services/retention.py, docs/compliance.md): what they delete is set per
+    # Retention runs (services/retention/, docs/compliance.md): what they delete is set per
     # organization through the API; these only say how often and in what steps.
     interval_minutes: int = Field(
         60,
         ge=0,
         le=7 * 24 * 60,
-        description="How often a server starts a retention run (one node of a cluster at a "
-        "time, by a lease in the database); 0: never (run `enclave retention run` instead).",
+        description="How often retention runs, as the periodic job `retention.run` (one job "
+        "per period for the whole cluster); 0: never (run `enclave retention run` instead).",
     )
     batch_size: int = Field(
         500,
@@ -347,8 +347,9 @@ class RetentionConfig(Section):
         300,
         ge=10,
         le=86_400,
-        description="How long a node's claim on the retention run lasts without renewal (it "
-        "renews after every batch); a node that dies frees the run after this long.",
+        description="How long a run's claim on retention (the lease that keeps scheduled and "
+        "manual runs apart) lasts without renewal (it renews after every batch); a process "
+        "that dies frees the run after this long.",
     )
 
 

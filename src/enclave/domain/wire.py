@@ -5,6 +5,7 @@ responses, the admin API and exports. Stored events carry their own payload clas
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from enclave.domain.audit import AuditEntry
@@ -23,6 +24,8 @@ from enclave.domain.models import (
     User,
 )
 from enclave.domain.policy import Capabilities
+from enclave.domain.retention import Plan as RetentionPlan
+from enclave.domain.retention import Receipt as RetentionReceipt
 
 
 def user(u: User) -> dict[str, Any]:
@@ -185,4 +188,29 @@ def job(j: Job) -> dict[str, Any]:
         "created_at": j.created_at,
         "updated_at": j.updated_at,
         "finished_at": j.finished_at,
+    }
+
+
+def retention_plan(p: RetentionPlan) -> dict[str, Any]:
+    """A retention dry run (`enclave retention run --dry-run --json`, the preview route)."""
+    return {
+        "org_id": p.org_id,
+        "as_of": p.as_of,
+        "default_days": p.default_days,
+        "totals": asdict(p.totals),
+        "conversations": [asdict(c) for c in p.conversations],
+    }
+
+
+def retention_receipt(r: RetentionReceipt) -> dict[str, Any]:
+    """What a retention run did (the CLI's `--json`, the run route)."""
+    return {
+        "org_id": r.org_id,
+        "run_id": r.run_id,
+        "as_of": r.as_of,
+        "default_days": r.default_days,
+        "totals": asdict(r.totals),
+        "conversations": [asdict(c) for c in r.conversations],
+        "kek_rotated": r.kek_rotated,
+        "audit_seq": r.audit_seq,
     }

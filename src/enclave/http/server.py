@@ -14,7 +14,6 @@ from enclave.api.middleware import SECURITY_HEADERS
 from enclave.http.bridge import asgi_handler
 from enclave.http.client_ip import parse_networks
 from enclave.realtime.hub import Hub
-from enclave.services import retention
 from enclave.services.context import Context
 from enclave.services.runtime import Node
 from enclave.ws.endpoint import make_handler
@@ -58,11 +57,9 @@ async def serve(
     set; then close connections cleanly. `started` is set once the socket accepts connections."""
     hub = Hub(ctx)
     # The node's background work: the hub's, the job workers and periodic jobs, in one task
-    # group (services.runtime).
+    # group (services.runtime); the retention schedule is one of the periodic jobs.
     node = Node(ctx, residents=[hub])
     await node.start()
-    # Periodic retention runs (retention.interval_minutes; one node at a time by a lease).
-    retention_task = retention.start_scheduler(ctx)
     app = build_web_app(ctx, hub)
     runner = web.AppRunner(
         app,
@@ -82,5 +79,4 @@ async def serve(
         # The hub closes every socket with 1001 (clients resume elsewhere) and stops its work;
         # then running jobs go back to the queue, their attempts not spent.
         await node.close()
-        await retention.stop_scheduler(retention_task)  # an interrupted run resumes next time
         await runner.cleanup()  # in-flight requests get up to 3 s

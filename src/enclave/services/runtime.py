@@ -10,8 +10,8 @@ down in one order: each resident closes first, newest first (the hub closes its 
 worker releases its running jobs back to the queue with their attempts not spent, so another
 node, or this one after its restart, runs them; nothing is lost and nothing counts as a failure.
 
-The registry a server runs is `default_registry`: the queue's own clean-up for now; the export
-jobs and the retention schedule move onto it next (issue 12).
+The registry a server runs is `default_registry(config)`: the queue's own clean-up and the
+retention schedule (`retention.run`, when `retention.interval_minutes` is not 0).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
+from enclave.config import Config
 from enclave.services.context import Context
 from enclave.services.jobs import Job, Kind, Registry, Worker
+from enclave.services.retention import schedule as retention_schedule
 from enclave.storage import jobs as job_store
 
 __all__ = ["PURGE_NAME", "Node", "Resident", "Spawn", "default_registry", "purge_kind"]
@@ -65,10 +67,12 @@ def purge_kind(registry: Registry) -> Kind:
     return Kind(PURGE_NAME, purge, concurrency=1, every_seconds=PURGE_EVERY_S)
 
 
-def default_registry() -> Registry:
-    """The kinds every server node runs."""
+def default_registry(config: Config) -> Registry:
+    """The kinds every server node runs (those `config` turns on)."""
     registry = Registry()
     registry.add(purge_kind(registry))
+    if (retention_kind := retention_schedule.kind(config)) is not None:
+        registry.add(retention_kind)
     return registry
 
 
@@ -83,7 +87,7 @@ class Node:
         residents: Sequence[Resident] = (),
     ) -> None:
         self.ctx = ctx
-        self.registry = registry if registry is not None else default_registry()
+        self.registry = registry if registry is not None else default_registry(ctx.config)
         self.worker = Worker(ctx, self.registry)
         self._residents = list(residents)
         self._started: list[Resident] = []
