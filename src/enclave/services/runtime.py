@@ -19,6 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from enclave.services.context import Context
+from enclave.services.exports import jobs as exports
 from enclave.services.jobs import Job, Kind, Registry, Worker
 from enclave.storage import jobs as job_store
 
@@ -52,6 +53,8 @@ def default_registry() -> Registry:
     """The kinds every server node runs."""
     registry = Registry()
     registry.add(purge_kind(registry))
+    registry.add(exports.EXPORT)
+    registry.add(exports.SWEEP)
     return registry
 
 
