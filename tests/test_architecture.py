@@ -284,14 +284,8 @@ EXCEPTIONS: dict[Lookup, str] = {
     ): "the CLI operator's path (no actor): the operator may act on any account; an actor's "
     "path goes through gates.user_admin",
     Lookup(
-        "enclave.services.exports", "operator_people", "enclave.storage.accounts.user_by_id"
+        "enclave.services.exports.run", "operator_people", "enclave.storage.accounts.user_by_id"
     ): "the CLI operator (no actor) names people of the organization it exports",
-    # Access decisions in modules another branch of issue 12 is splitting right now; they move
-    # behind gates after that split lands (listed here so that nothing new joins them):
-    Lookup(
-        "enclave.services.exports", "_resolve", "enclave.storage.accounts.user_by_id"
-    ): "PENDING the services split: a person of another organization fails as not found "
-    "(an org-isolation decision that belongs in a gate)",
 }
 
 

@@ -17,20 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from enclave.domain.ids import OrgId, new_id
 from enclave.domain.models import Org
-from enclave.services import exports, orgs
+from enclave.services import orgs
 from enclave.services.context import Context
+from enclave.services.exports import jobs as exports
+from enclave.services.exports import run as export_run
 from enclave.storage import accounts as account_store
 from enclave.storage import audit as audit_store
 from enclave.storage import exports as export_store
 from enclave.storage.base import Tx
+from tests.api.export_helpers import EXPORTS, export_worker, fast_jobs_config, finished
 from tests.api.helpers import API, code, new_conv, people, send
 from tests.conftest import Person, World
 
+# Every test here runs a node with the export kind, polling fast (the fixtures' names are
+# `config` and `exporting`).
+__all__ = ["export_worker", "fast_jobs_config"]
+pytestmark = pytest.mark.usefixtures("exporting")
+
 CHINESE = "你好，世界：紫禁城的秘密会议在明天"
-EXPORTS = f"{API}/compliance/exports"
 
 
 class FakeClock:
@@ -82,12 +90,7 @@ async def _scene(world: World, client: httpx.AsyncClient) -> dict[str, Any]:
 async def _export(client: httpx.AsyncClient, who: Person, body: dict[str, Any]) -> dict[str, Any]:
     resp = await client.post(EXPORTS, json=body, headers=who.headers)
     assert resp.status_code == 202, resp.text
-    job = resp.json()
-    await exports.wait(job["id"])
-    done = await client.get(f"{EXPORTS}/{job['id']}", headers=who.headers)
-    assert done.status_code == 200, done.text
-    result: dict[str, Any] = done.json()
-    return result
+    return await finished(client, who, resp.json()["id"])
 
 
 def _unzip(data: bytes) -> dict[str, bytes]:
@@ -182,7 +185,7 @@ async def test_export_files_are_private_and_expire(
     job = await _export(client, owner, {"conversations": [s["group"]], "since": 0})
     assert job["status"] == "done"
     assert job["expires_at"] == job["finished_at"] + 24 * 3_600_000
-    root = exports.job_dir(ctx, job["id"])
+    root = export_run.job_dir(ctx, job["id"])
     for path in [root, *root.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
@@ -235,7 +238,7 @@ async def test_compliance_officers_list_the_organizations_exports(
     first = await _export(client, officer, {"people": [s["alice"].id]})
     second = await _export(client, owner, {"conversations": [s["dm"]]})
     org = await orgs.operator_org(ctx, None)
-    await exports.run_to_directory(ctx, org.id, exports.ExportQuery(), tmp_path / "cli")
+    await export_run.run_to_directory(ctx, org.id, export_run.ExportQuery(), tmp_path / "cli")
     # Another organization's export is not listed.
     other = OrgId(new_id())
     await ctx.db.write(lambda tx: _other_orgs_job(tx, other))

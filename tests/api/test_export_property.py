@@ -32,11 +32,12 @@ import zipfile
 from dataclasses import dataclass
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from enclave.domain.ids import new_id
-from enclave.services import exports
+from tests.api.export_helpers import export_worker, fast_jobs_config, finished
 from tests.api.helpers import API
 from tests.api.test_access_property import (
     CONVERSATIONS,
@@ -49,6 +50,10 @@ from tests.api.test_access_property import (
     cast,
 )
 from tests.conftest import World
+
+# A node runs the export jobs beside the app (fixtures `config` and `exporting`).
+__all__ = ["export_worker", "fast_jobs_config"]
+pytestmark = pytest.mark.usefixtures("exporting")
 
 EXPORTS = f"{API}/compliance/exports"
 EXPORTERS = ("owner", "compliance_officer")
@@ -128,7 +133,7 @@ async def start_exports(client: httpx.AsyncClient, c: Cast, picks: list[int]) ->
             continue
         assert started.status_code == 202, (key, started.text)
         job = Job(started.json()["id"], m.org[key], key)
-        await exports.wait(job.id)
+        assert (await finished(client, who, job.id))["status"] == "done"
         made.append(job)
 
         other = "B" if m.org[key] == "A" else "A"

@@ -12,7 +12,9 @@ from enclave.api import schemas_compliance as s
 from enclave.api.deps import Actor, ClientIp, Ctx, Session
 from enclave.api.errors import ERROR_RESPONSES
 from enclave.domain import wire
-from enclave.services import erasure, exports, personal_data, terms
+from enclave.services import erasure, personal_data, terms
+from enclave.services.exports import jobs as exports
+from enclave.services.exports.run import ExportQuery
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -28,7 +30,7 @@ async def start_export(body: s.ExportIn, ctx: Ctx, actor: Actor, ip: ClientIp) -
     job = await exports.start(
         ctx,
         actor,
-        exports.ExportQuery(
+        ExportQuery(
             people=tuple(body.people),
             conversations=tuple(body.conversations),
             since=body.since,
@@ -36,7 +38,7 @@ async def start_export(body: s.ExportIn, ctx: Ctx, actor: Actor, ip: ClientIp) -
         ),
         ip,
     )
-    return s.job_wire(job)
+    return wire.export_job(job)
 
 
 @router.get("/compliance/exports", response_model=s.ExportJobList, tags=["compliance"])
@@ -52,14 +54,14 @@ async def list_exports(
     and when (compliance officers and owners; 404 `not_found` for anyone else, like a missing
     export). Page with `before` = the previous page's `next_before`."""
     page = await exports.list_jobs(ctx, actor, before=before, limit=limit)
-    return s.job_list_wire(page.jobs, page.usernames, page.next_before)
+    return wire.export_jobs(page.jobs, page.usernames, page.next_before)
 
 
 @router.get("/compliance/exports/{export_id}", response_model=s.ExportJobOut, tags=["compliance"])
 async def export_status(export_id: ExportId, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     """An export's status and progress (messages done of total). Compliance officers and
     owners of its organization; 404 for anyone else."""
-    return s.job_wire(await exports.status(ctx, actor, export_id))
+    return wire.export_job(await exports.status(ctx, actor, export_id))
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -97,35 +97,3 @@ class TermsIn(_In):
 
 class TermsAcceptIn(_In):
     version: str = Field(min_length=1, max_length=MAX_ID)
-
-
-def job_wire(job: Any) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "status": job.status,
-        "done": job.done,
-        "total": job.total,
-        "query": {
-            "people": job.query.get("people", []),
-            "conversations": job.query.get("conversations", []),
-            "since": job.query.get("since"),
-            "until": job.query.get("until"),
-        },
-        "requested_by": job.requested_by,
-        "created_at": job.created_at,
-        "finished_at": job.finished_at,
-        "expires_at": job.expires_at,
-        "error": job.error,
-    }
-
-
-def job_list_wire(
-    jobs: list[Any], usernames: dict[str, str], next_before: str | None
-) -> dict[str, Any]:
-    return {
-        "exports": [
-            {**job_wire(j), "requested_by_username": usernames.get(j.requested_by or "")}
-            for j in jobs
-        ],
-        "next_before": next_before,
-    }

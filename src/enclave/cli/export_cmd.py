@@ -18,7 +18,8 @@ from pathlib import Path
 from enclave.app import open_context
 from enclave.config import Config
 from enclave.domain.errors import NotFound
-from enclave.services import exports, orgs
+from enclave.services import orgs
+from enclave.services.exports import run as exports
 
 
 def _instant(text: str) -> int:

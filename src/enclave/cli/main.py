@@ -21,7 +21,7 @@ from enclave.crypto.keyring import KeyringError
 from enclave.crypto.tls import ServerTls, TlsError, load_server_tls
 from enclave.domain.errors import EnclaveError
 from enclave.domain.models import OrgRole
-from enclave.services import accounts, exports, orgs
+from enclave.services import accounts, orgs
 from enclave.services import keys as key_service
 from enclave.services.accounts import Bootstrap
 from enclave.storage.base import StorageUnavailable
@@ -189,8 +189,6 @@ async def _serve(config: Config) -> None:
             loop.add_signal_handler(sig, stop.set)
         context = tls.context if tls else None
         started = asyncio.Event()
-        # Export housekeeping: jobs a stopped server left running fail, expired files go.
-        housekeeping = asyncio.ensure_future(exports.sweep_forever(ctx))
         serving = asyncio.ensure_future(serve(ctx, sock, stop, context, started))
         # Say "listening" only once it is true (scripts connect as soon as they read it).
         waiting = asyncio.ensure_future(started.wait())
@@ -198,10 +196,7 @@ async def _serve(config: Config) -> None:
         waiting.cancel()
         if started.is_set():
             print(f"Enclave {__version__} listening on {url}", flush=True)
-        try:
-            await serving
-        finally:
-            housekeeping.cancel()
+        await serving
 
 
 def _keyring_is_new(config: Config) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from enclave.domain.audit import AuditEntry
+from enclave.domain.exports import ExportJob
 from enclave.domain.jobs import Job
 from enclave.domain.models import (
     Conversation,
@@ -213,4 +214,39 @@ def retention_receipt(r: RetentionReceipt) -> dict[str, Any]:
         "conversations": [asdict(c) for c in r.conversations],
         "kek_rotated": r.kek_rotated,
         "audit_seq": r.audit_seq,
+    }
+
+
+def export_job(j: ExportJob) -> dict[str, Any]:
+    """An eDiscovery export for its organization's compliance officers: its query, never the
+    CLI's output directory."""
+    return {
+        "id": j.id,
+        "status": j.status,
+        "done": j.done,
+        "total": j.total,
+        "query": {
+            "people": j.query.get("people", []),
+            "conversations": j.query.get("conversations", []),
+            "since": j.query.get("since"),
+            "until": j.query.get("until"),
+        },
+        "requested_by": j.requested_by,
+        "created_at": j.created_at,
+        "finished_at": j.finished_at,
+        "expires_at": j.expires_at,
+        "error": j.error,
+    }
+
+
+def export_jobs(
+    jobs: list[ExportJob], usernames: dict[str, str], next_before: str | None
+) -> dict[str, Any]:
+    """A page of exports, each with the username of the person who asked for it."""
+    return {
+        "exports": [
+            {**export_job(j), "requested_by_username": usernames.get(j.requested_by or "")}
+            for j in jobs
+        ],
+        "next_before": next_before,
     }

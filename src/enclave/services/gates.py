@@ -273,6 +273,18 @@ def same_org_active(tx: Tx, org_id: OrgId, user_ids: list[str]) -> list[User]:
     return users
 
 
+def org_people(tx: Tx, org_id: OrgId, user_ids: list[str]) -> list[User]:
+    """People of the organization `org_id`, active or not (an eDiscovery export covers people
+    who left); an id of anyone else, or of no one, fails as not found."""
+    users = []
+    for uid in dict.fromkeys(user_ids):
+        found = account_store.user_by_id(tx, uid) if is_valid_id(uid) else None
+        if found is None or found.org_id != org_id:
+            raise NotFound("user")
+        users.append(found)
+    return users
+
+
 def job(tx: Tx, actor: User, job_id: str, action: OrgAction) -> job_store.Job:
     """A job of the actor's organization for `action` (403 if the role may not); another
     organization's jobs and the installation's own do not exist."""

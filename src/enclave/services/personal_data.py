@@ -19,7 +19,7 @@ from enclave.domain import wire
 from enclave.domain.models import User
 from enclave.services import audit
 from enclave.services.context import Changes, Context, write
-from enclave.services.export_files import message_record
+from enclave.services.exports.files import message_record
 from enclave.storage import accounts as account_store
 from enclave.storage import conversations as conv_store
 from enclave.storage import exports as export_store

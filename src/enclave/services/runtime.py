@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from enclave.config import Config
 from enclave.services.context import Context
+from enclave.services.exports import jobs as exports
 from enclave.services.jobs import Job, Kind, Registry, Worker
 from enclave.services.retention import schedule as retention_schedule
 from enclave.storage import jobs as job_store
@@ -73,6 +74,8 @@ def default_registry(config: Config) -> Registry:
     registry.add(purge_kind(registry))
     if (retention_kind := retention_schedule.kind(config)) is not None:
         registry.add(retention_kind)
+    registry.add(exports.EXPORT)
+    registry.add(exports.SWEEP)
     return registry
 
 

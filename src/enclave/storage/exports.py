@@ -7,32 +7,51 @@ from dataclasses import dataclass
 from typing import Any
 
 from enclave import codec
+from enclave.domain.exports import (
+    DONE,
+    EXPIRED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    UNFINISHED,
+    ExportJob,
+)
 from enclave.domain.ids import ConversationId, MessageId, OrgId, UserId
 from enclave.storage.base import Row, Tx
 from enclave.storage.messages import event_aad, text_aad, version_aad
 
-QUEUED = "queued"
-RUNNING = "running"
-DONE = "done"
-FAILED = "failed"
-EXPIRED = "expired"
-
-
-@dataclass(frozen=True, slots=True)
-class ExportJob:
-    id: str
-    org_id: OrgId
-    requested_by: UserId | None
-    """None: the operator at the CLI."""
-    query: dict[str, Any]
-    status: str
-    """queued, running, done, failed or expired (files deleted)."""
-    done: int
-    total: int
-    error: str | None
-    created_at: int
-    finished_at: int | None
-    expires_at: int | None
+__all__ = [
+    "DONE",
+    "EXPIRED",
+    "FAILED",
+    "MEMBERSHIP_TYPES",
+    "QUEUED",
+    "RUNNING",
+    "UNFINISHED",
+    "ConversationRef",
+    "ExportJob",
+    "ExportedMessage",
+    "ExportedReaction",
+    "ExportedVersion",
+    "MembershipEvent",
+    "abandoned_jobs",
+    "conversations_of_person",
+    "count_messages",
+    "expired_jobs",
+    "finish",
+    "insert_job",
+    "job",
+    "job_by_id",
+    "jobs_of_org",
+    "mark_expired",
+    "membership_events",
+    "messages_by_sender",
+    "messages_page",
+    "org_conversations",
+    "set_progress",
+    "unfinished_count",
+    "usernames",
+]
 
 
 def _job(row: Row) -> ExportJob:
@@ -81,6 +100,16 @@ def job(tx: Tx, org_id: OrgId, job_id: str) -> ExportJob | None:
     return _job(row) if row else None
 
 
+def job_by_id(tx: Tx, job_id: str) -> ExportJob | None:
+    """A job of any organization (for the job that runs it, and the operator)."""
+    row = tx.fetchone(
+        "SELECT id, org_id, requested_by, query, status, done, total, error, created_at,"
+        " finished_at, expires_at FROM export_jobs WHERE id = ?",
+        (job_id,),
+    )
+    return _job(row) if row else None
+
+
 def jobs_of_org(
     tx: Tx, org_id: OrgId, limit: int, before: tuple[int, str] | None = None
 ) -> list[ExportJob]:
@@ -99,19 +128,49 @@ def jobs_of_org(
 
 def set_progress(tx: Tx, job_id: str, status: str, done: int, total: int) -> None:
     tx.execute(
-        "UPDATE export_jobs SET status = ?, done = ?, total = ? WHERE id = ?",
+        "UPDATE export_jobs SET status = ?, done = ?, total = ? WHERE id = ?"
+        " AND status IN ('queued', 'running')",
         (status, done, total, job_id),
     )
 
 
 def finish(
     tx: Tx, job_id: str, status: str, at: int, expires_at: int | None, error: str | None
-) -> None:
-    tx.execute(
-        "UPDATE export_jobs SET status = ?, finished_at = ?, expires_at = ?, error = ?"
-        " WHERE id = ?",
-        (status, at, expires_at, error, job_id),
+) -> bool:
+    """End an unfinished job (done or failed); False if it had ended already, so that a job
+    run twice (its node died after finishing it) is finished, and audited, once."""
+    return (
+        tx.execute(
+            "UPDATE export_jobs SET status = ?, finished_at = ?, expires_at = ?, error = ?"
+            " WHERE id = ? AND status IN ('queued', 'running')",
+            (status, at, expires_at, error, job_id),
+        )
+        == 1
     )
+
+
+def unfinished_count(tx: Tx, org_id: OrgId) -> int:
+    """The organization's jobs of the API (not the CLI's) that are queued or running."""
+    row = tx.fetchone(
+        "SELECT COUNT(*) AS n FROM export_jobs WHERE org_id = ? AND requested_by IS NOT NULL"
+        " AND status IN ('queued', 'running')",
+        (org_id,),
+    )
+    return int(row["n"]) if row else 0
+
+
+def abandoned_jobs(tx: Tx, kind: str, limit: int) -> list[tuple[str, str]]:
+    """Unfinished jobs whose queue job ended without finishing them (dead after a node died
+    on its last attempt, failed, or cancelled by an operator): (export id, the queue job's
+    state and last error)."""
+    rows = tx.fetchall(
+        "SELECT e.id, j.state, j.last_error FROM export_jobs e"
+        " JOIN jobs j ON j.idempotency_key = e.id AND j.kind = ?"
+        " WHERE e.status IN ('queued', 'running') AND j.state IN ('dead', 'failed', 'cancelled')"
+        " ORDER BY e.id LIMIT ?",
+        (kind, limit),
+    )
+    return [(str(r["id"]), f"{r['state']}: {r['last_error'] or 'no error recorded'}") for r in rows]
 
 
 def expired_jobs(tx: Tx, now: int, limit: int) -> list[str]:
@@ -126,12 +185,6 @@ def expired_jobs(tx: Tx, now: int, limit: int) -> list[str]:
 
 def mark_expired(tx: Tx, job_id: str) -> None:
     tx.execute("UPDATE export_jobs SET status = 'expired' WHERE id = ?", (job_id,))
-
-
-def interrupted_jobs(tx: Tx) -> list[str]:
-    """Jobs left queued or running by a process that stopped."""
-    rows = tx.fetchall("SELECT id FROM export_jobs WHERE status IN ('queued', 'running')")
-    return [str(r["id"]) for r in rows]
 
 
 # -- what an export reads ---------------------------------------------------------------------
