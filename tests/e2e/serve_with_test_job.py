@@ -13,14 +13,15 @@ from __future__ import annotations
 import sys
 
 from enclave.cli.main import main
+from enclave.config import Config
 from enclave.services import jobs, runtime
 from tests.services.jobs_worker import EFFECT
 
 _product_registry = runtime.default_registry
 
 
-def _with_test_kind() -> jobs.Registry:
-    registry = _product_registry()
+def _with_test_kind(config: Config) -> jobs.Registry:
+    registry = _product_registry(config)
     registry.add(EFFECT)
     return registry
 
