@@ -1,7 +1,10 @@
 """A job worker process for the queue's crash and shutdown tests (the test kind lives here, not
 in the product):
 
-    python -m tests.services.jobs_worker DATA_DIR DATABASE_URL
+    python -m tests.services.jobs_worker DATA_DIR DATABASE_URL [REDIS_URL REDIS_PREFIX]
+
+With a Redis URL the node runs as a cluster node does (events, limits and presence shared through
+Redis); the queue itself lives in the database either way.
 
 It runs one node runtime with the kind `test.effect` until SIGTERM, and prints `ready` once
 its worker polls. A `test.effect` job's payload names a directory: the handler appends
@@ -47,7 +50,8 @@ async def effect(ctx: Context, job: Job) -> None:
 EFFECT = Kind("test.effect", effect, max_attempts=3, lease_seconds=LEASE_SECONDS)
 
 
-async def main(data_dir: str, database_url: str) -> None:
+async def main(data_dir: str, database_url: str, redis_url: str = "", prefix: str = "") -> None:
+    cluster = {"redis.url": redis_url, "redis.prefix": prefix} if redis_url else {}
     config = load_config(
         None,
         env={},
@@ -55,6 +59,7 @@ async def main(data_dir: str, database_url: str) -> None:
             "server.data_dir": data_dir,
             "database.url": database_url,
             "jobs.poll_seconds": 0.05,
+            **cluster,
         },
     )
     async with open_context(config) as ctx:
@@ -68,4 +73,4 @@ async def main(data_dir: str, database_url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:5]))

@@ -4,6 +4,7 @@ runtime's shutdown and periodic jobs (in-process, on SQLite and on PostgreSQL)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,8 +34,19 @@ FAST = {
 
 @pytest.fixture
 def fast_config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Config:
-    url = request.getfixturevalue("pg_schema_url") if backend == "postgres" else ""
-    return make_config(tmp_path, url, **FAST)
+    """`cluster` is PostgreSQL plus Redis, as a cluster's nodes run (the queue lives in the
+    database either way; Redis carries the nodes' events and limits)."""
+    url = request.getfixturevalue("pg_schema_url") if backend != "sqlite" else ""
+    cluster: dict[str, str] = {}
+    if backend == "cluster":
+        cluster = {
+            "redis.url": request.getfixturevalue("redis_url"),
+            "redis.prefix": request.getfixturevalue("redis_prefix"),
+        }
+    return make_config(tmp_path, url, **FAST, **cluster)
+
+
+ALL_MODES = pytest.mark.parametrize("backend", ["sqlite", "postgres", "cluster"])
 
 
 @pytest.fixture
@@ -361,15 +373,23 @@ async def test_a_sealed_kind_needs_a_scope_and_its_handler_reads_the_payload(
     assert seen == [{"q": "words"}]
 
 
+@ALL_MODES
 async def test_1000_jobs_across_3_workers_run_exactly_once_each(
     ctx: Context, running: Running
 ) -> None:
     runs: Counter[str] = Counter()
     by_worker: Counter[str] = Counter()
 
+    all_in = asyncio.Event()
+
     async def handler(c: Context, job: jobs.Job) -> None:
         runs[job.id] += 1
         by_worker[c.node_id] += 1
+        if len(by_worker) == 3:
+            all_in.set()
+        if by_worker[c.node_id] == 1:  # a node's first job waits until every node has claimed one
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_in.wait(), 20)
         await asyncio.sleep(0)
 
     kind = jobs.Kind("test.many", handler, concurrency=8)
@@ -425,13 +445,12 @@ async def _both_done(ctx: Context) -> bool:
 # -- periodic jobs ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["postgres", "cluster"])
 async def test_a_periodic_job_runs_once_per_period_across_3_nodes(
-    postgres_url: str, tmp_path: Path, running: Running
+    fast_config: Config, running: Running
 ) -> None:
-    """Three runtimes on one PostgreSQL (a cluster's nodes) each keep the schedule; every period
-    runs once."""
-    from tests.conftest import fresh_schema
-
+    """Three runtimes on one PostgreSQL (a cluster's nodes; with Redis too) each keep the
+    schedule; every period runs once."""
     periods: Counter[int] = Counter()
 
     async def tick(c: Context, job: jobs.Job) -> None:
@@ -439,15 +458,13 @@ async def test_a_periodic_job_runs_once_per_period_across_3_nodes(
         periods[int(job.payload["period"])] += 1
 
     kind = jobs.Kind("test.tick", tick, every_seconds=1)
-    with fresh_schema(postgres_url) as url:
-        config = make_config(tmp_path, url, **FAST)
-        async with AsyncExitStack() as stack:
-            contexts = [await stack.enter_async_context(open_context(config)) for _ in range(3)]
-            for c in contexts:
-                await running.node(c, kind)
-            await asyncio.sleep(3.5)
-            await running.close()
-            page = await jobs.list_jobs(contexts[0], None, kind="test.tick", limit=100)
+    async with AsyncExitStack() as stack:
+        contexts = [await stack.enter_async_context(open_context(fast_config)) for _ in range(3)]
+        for c in contexts:
+            await running.node(c, kind)
+        await asyncio.sleep(3.5)
+        await running.close()
+        page = await jobs.list_jobs(contexts[0], None, kind="test.tick", limit=100)
     assert len(periods) >= 3
     assert set(periods.values()) == {1}, periods
     assert sorted(j.key or "" for j in page.jobs) == sorted(

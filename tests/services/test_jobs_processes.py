@@ -1,5 +1,6 @@
-"""The job queue with real worker processes sharing one database (PostgreSQL, and an SQLite file,
-which several processes can share through its write lock): a worker SIGKILLed mid-job loses the
+"""The job queue with real worker processes sharing one database (PostgreSQL, an SQLite file,
+which several processes can share through its write lock, and PostgreSQL + Redis as a cluster's
+nodes run): a worker SIGKILLed mid-job loses the
 job to another after its lease expires, and the effect happens once; SIGTERM releases running
 jobs to the queue."""
 
@@ -25,10 +26,21 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(params=["sqlite", "postgres", "cluster"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
 def shared_config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Config:
-    url = request.getfixturevalue("pg_schema_url") if backend == "postgres" else ""
-    return make_config(tmp_path, url, **{"jobs.poll_seconds": 0.05})
+    url = request.getfixturevalue("pg_schema_url") if backend != "sqlite" else ""
+    cluster: dict[str, str] = {}
+    if backend == "cluster":
+        cluster = {
+            "redis.url": request.getfixturevalue("redis_url"),
+            "redis.prefix": request.getfixturevalue("redis_prefix"),
+        }
+    return make_config(tmp_path, url, **{"jobs.poll_seconds": 0.05}, **cluster)
 
 
 @pytest.fixture
@@ -49,6 +61,7 @@ class Workers:
             "tests.services.jobs_worker",
             str(self.config.server.data_dir),
             self.config.database.url,
+            *((self.config.redis.url, self.config.redis.prefix) if self.config.redis.url else ()),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
         )
