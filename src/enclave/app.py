@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import stat
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -26,6 +29,26 @@ from enclave.storage import keys as key_store
 from enclave.storage.base import Database, NoSealer, Sealer
 from enclave.storage.postgres import PostgresDatabase
 from enclave.storage.sqlite import SqliteDatabase
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private(data_dir: Path) -> None:
+    """The data directory 0700 and everything in it 0700 (folders) or 0600 (files), whatever
+    the umask was when they were made: the database, its WAL, the keyring and exports are the
+    organization's chat data. Symbolic links are left alone (never followed)."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    data_dir.chmod(PRIVATE_DIR)
+    for root, dirs, files in os.walk(data_dir):
+        here = Path(root)
+        for name in dirs:
+            if not (here / name).is_symlink():
+                (here / name).chmod(PRIVATE_DIR)
+        for name in files:
+            path = here / name
+            if not path.is_symlink() and stat.S_IMODE(path.lstat().st_mode) != PRIVATE_FILE:
+                path.chmod(PRIVATE_FILE)
 
 
 def open_database(config: Config, sealer: Sealer | None = None) -> Database:
@@ -70,6 +93,7 @@ def make_passwords(config: Config) -> Passwords:
 @asynccontextmanager
 async def open_context(config: Config) -> AsyncIterator[Context]:
     """The service context for one process; the database closes on exit."""
+    await asyncio.to_thread(make_private, config.server.data_dir)
     keys, created = await asyncio.to_thread(open_keyring, config)
     data_keys = DataKeys(keys, epoch_days=config.encryption.epoch_days)
     db = await asyncio.to_thread(open_database, config, data_keys)

@@ -4,6 +4,7 @@ no CSRF surface), and no password, token or message text in the server's logs.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterator
@@ -45,6 +46,9 @@ def assert_hardened(resp: httpx.Response, what: str) -> None:
         assert directive in csp[0], (what, csp)
     assert "unsafe-inline" not in csp[0] and "unsafe-eval" not in csp[0], (what, csp)
     assert "set-cookie" not in resp.headers, (what, resp.headers)
+    assert "server" not in resp.headers, (what, resp.headers)  # no banner naming the stack
+    if what.split(" ", 1)[1].startswith("/api/"):  # answers may carry chat data and tokens
+        assert resp.headers.get_list("cache-control") == ["no-store"], (what, resp.headers)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +100,20 @@ async def test_every_kind_of_response_carries_the_security_headers(
         upgrade = httpx.Response(101, headers=list(ws.response.headers.raw_items()))
         assert "content-security-policy" not in upgrade.headers
         assert "set-cookie" not in upgrade.headers
+        assert "server" not in upgrade.headers
+
+    # A request the HTTP parser refuses before any application sees it.
+    host, port = limited_server.base_url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"NOT A REQUEST\r\n\r\n")
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    head = raw.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith((b"http/1.0 400", b"http/1.1 400")), raw[:200]
+    # aiohttp's parser answers this one itself; its Server header, if any, names nothing.
+    server_lines = [line for line in head.split(b"\r\n") if line.startswith(b"server:")]
+    assert all(line.strip() == b"server:" for line in server_lines), head
 
 
 async def _take_over(client: httpx.AsyncClient, one_time_password: str, new: str) -> list[str]:
@@ -169,6 +187,13 @@ async def test_logs_carry_no_password_token_or_message_text(tmp_path: Path) -> N
             async with connect(url, compression=None) as ws:
                 await ws.send(json.dumps({"type": "hello", "token": tokens[-1], "cursors": {}}))
                 assert json.loads(await ws.recv())["type"] == "ready"
+            # A client that wrongly puts its token (or a password) in the query string.
+            leaked = await client.get(
+                "/api/v1/conversations",
+                params={"token": tokens[-1], "password": new_password, "limit": "5"},
+                headers=headers,
+            )
+            assert leaked.status_code in (200, 422), leaked.text
             for username in ("admin", "nobody-here"):
                 failed = await client.post(
                     "/api/v1/auth/login", json={"username": username, "password": wrong_password}
@@ -178,6 +203,7 @@ async def test_logs_carry_no_password_token_or_message_text(tmp_path: Path) -> N
         server.stop()
     logs = server.stderr()
     assert "/api/v1/auth/login" in logs, "the access log is not on: the check would be empty"
+    assert "token=[redacted]" in logs and "password=[redacted]" in logs, logs[-2000:]
     secrets_sent = {
         "one-time password": otp,
         "new password": new_password,

@@ -29,6 +29,12 @@ SECURITY_HEADERS = [
 ]
 
 
+# Every answer under /api/ (REST, the OpenAPI document, errors) is marked not to be stored:
+# authenticated answers carry chat data and tokens. The web client's static files may be cached.
+API_PREFIX = "/api/"
+NO_STORE = (b"cache-control", b"no-store")
+
+
 def _error_body(code: str, message: str) -> bytes:
     return codec.dumps({"error": {"code": code, "message": message}})
 
@@ -68,9 +74,14 @@ class RequestLimits:
                     raise HTTPException(413, "the request body is too large")
             return message
 
+        api = str(scope.get("path", "")).startswith(API_PREFIX)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
+                if api:  # never kept by a browser or a proxy: answers may carry chat data
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append(NO_STORE)
                 headers.extend(SECURITY_HEADERS)
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
@@ -89,6 +100,7 @@ class RequestLimits:
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
                     (b"x-request-id", request_id.encode()),
+                    NO_STORE,
                     *SECURITY_HEADERS,
                 ],
             }

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import ipaddress
+import os
 import signal
 import socket
 import sys
@@ -291,6 +292,9 @@ async def _seal_after_migration(config: Config) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever this process creates (the database, its WAL, keys, exports) is its owner's
+    # alone, whatever umask the shell had; `open_context` also mends what exists already.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     try:
         config = _config(args)

@@ -25,7 +25,10 @@ class ServerConfig(Section):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest log level written."
     )
-    access_log: bool = Field(False, description="Log one line per HTTP request.")
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request (sensitive query parameters redacted).",
+    )
     trusted_proxies: list[str] = Field(
         [],
         description="Networks (CIDR, e.g. 10.0.0.0/8; comma-separated in the environment) of "

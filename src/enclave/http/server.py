@@ -8,9 +8,11 @@ import socket
 import ssl
 
 from aiohttp import web
+from aiohttp import web_response as aiohttp_web_response
 
 from enclave.api.app import create_api
-from enclave.api.middleware import SECURITY_HEADERS
+from enclave.api.middleware import API_PREFIX, NO_STORE, SECURITY_HEADERS
+from enclave.http.access_log import RedactingAccessLogger
 from enclave.http.bridge import asgi_handler
 from enclave.http.client_ip import parse_networks
 from enclave.realtime.hub import Hub
@@ -21,16 +23,27 @@ from enclave.ws.endpoint import make_handler
 log = logging.getLogger(__name__)
 
 HUB_KEY = web.AppKey("hub", Hub)
+
+# aiohttp names itself and the Python version in a `Server` header on every response. Answers
+# that reach the application drop the header (`_add_security_headers`); the answers aiohttp's
+# HTTP parser gives on its own (a malformed request line) never reach a hook, so the default
+# aiohttp falls back to is emptied here, the one place Enclave configures aiohttp.
+setattr(aiohttp_web_response, "SERVER_SOFTWARE", "")  # noqa: B010 (not exported)
 HSTS = "max-age=31536000"
 
 
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """The security headers on responses aiohttp answers itself (the WebSocket path's 400 to a
     plain GET), which the REST app's middleware never sees — not on a 101 upgrade, which renders
-    nothing; Strict-Transport-Security on every response sent over TLS, never over plain HTTP."""
+    nothing; Strict-Transport-Security on every response sent over TLS, never over plain HTTP.
+    No `Server` banner: aiohttp names itself and the Python version on every response, which
+    tells an attacker which advisories to try."""
+    response.headers.popall("Server", None)
     if response.status != 101:  # a WebSocket upgrade renders nothing; its headers stay small
         for name, value in SECURITY_HEADERS:
             response.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        if request.path.startswith(API_PREFIX):
+            response.headers["Cache-Control"] = NO_STORE[1].decode("latin-1")
     if request.secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
 
@@ -65,6 +78,7 @@ async def serve(
         app,
         handle_signals=False,
         access_log=logging.getLogger("enclave.access") if ctx.config.server.access_log else None,
+        access_log_class=RedactingAccessLogger,
         shutdown_timeout=3.0,
     )
     await runner.setup()
