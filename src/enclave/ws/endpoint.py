@@ -102,6 +102,12 @@ def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[we
             rate_per_second=cfg.rate_per_second,
             rate_burst=cfg.rate_burst,
         )
+        # Checked and registered (first thing `resume` does) with no await in between, so
+        # sockets opened at once cannot all pass the cap.
+        per_user, per_session = hub.sockets_of(conn)
+        if per_user >= cfg.max_sockets_per_user or per_session >= cfg.max_sockets_per_session:
+            await ws.close(code=CloseCode.TOO_MANY_SOCKETS, message=b"too many connections")
+            return ws
         try:
             await resume(ctx, hub, conn, cursors, since=epoch)
             await _serve(ctx, hub, conn, ws)
