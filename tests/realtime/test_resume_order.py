@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from enclave.domain.events import EventType
+from enclave.domain.ids import ConversationId
+from enclave.realtime.connection import Connection
 from enclave_client.stream import EventStream
 from tests.conftest import Person, World
 from tests.realtime.conftest import Live
@@ -129,3 +133,56 @@ def test_ready_cursors_never_move_a_cursor_back() -> None:
     cursors = {"a": 9, "b": 4}
     EventStream._apply_ready(cursors, {"cursors": {"a": 7, "c": 2}, "resync": {"b": 1}})
     assert cursors == {"a": 9, "b": 1, "c": 2}
+
+
+class _Recorder:
+    """A connection's owner and output: what was written and which catch-ups were asked."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.caught_up: list[str] = []
+
+    def catch_up(self, conn: Connection, conv: ConversationId) -> None:
+        self.caught_up.append(conv)
+
+    def unsubscribe(self, conn: Connection, conv: ConversationId) -> None:
+        conn.delivered.pop(conv, None)
+
+    def unregister(self, conn: Connection) -> None:
+        pass
+
+    def write(self, frame: bytes) -> None:
+        self.written.append(frame)
+
+    def buffered(self) -> int:
+        return 0
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def _event(conv: str, seq: int) -> Any:
+    return SimpleNamespace(
+        conversation_id=conv, seq=seq, type=EventType.MESSAGE_CREATED, data={"n": seq}
+    )
+
+
+def test_nothing_is_written_and_no_catch_up_starts_before_ready() -> None:
+    """Live events, other frames and catch-up requests (a bus resync) that reach a resuming
+    connection before `ready` wait for it, then go through the usual seq checks in order."""
+    rec = _Recorder()
+    user: Any = SimpleNamespace(id="u1")
+    conn = Connection(rec, "c1", user, b"t", rec, max_buffer=1 << 20, rate_per_second=50.0,
+                      rate_burst=200)  # fmt: skip
+    a, b = ConversationId("a"), ConversationId("b")
+    conn.delivered.update({a: 4, b: 1})
+    conn.offer(_event(a, 5), b"a5")
+    conn.send(b"typing")
+    conn.offer(_event(b, 3), b"b3")  # b2 is missing: a gap
+    conn.gap(a)  # the hub's resync after a bus gap
+    conn.offer(_event(a, 5), b"a5")  # the same event again (a second path)
+    assert rec.written == [] and rec.caught_up == []
+    conn.start(b"ready")
+    assert rec.written == [b"ready", b"a5", b"typing"]
+    assert sorted(rec.caught_up) == [a, b]
+    assert conn.delivered == {a: 5, b: 1}

@@ -58,6 +58,7 @@ class Connection:
     __slots__ = (
         "_bucket",
         "_bucket_at",
+        "_deferred",
         "_held",
         "_held_bytes",
         "_rejected",
@@ -108,6 +109,7 @@ class Connection:
         self._typing_at: dict[ConversationId, float] = {}
         self._held: list[tuple[Event | None, bytes]] | None = []
         self._held_bytes = 0
+        self._deferred: set[ConversationId] = set()
 
     @property
     def user_id(self) -> UserId:
@@ -137,7 +139,7 @@ class Connection:
         if last is None or event.seq <= last:
             return
         if event.seq != last + 1:
-            self.owner.catch_up(self, conv)
+            self.gap(conv)
             return
         self.delivered[conv] = event.seq
         self.send(frame)
@@ -147,6 +149,14 @@ class Connection:
             and event.data.get("user_id") == self.user.id
         ):
             self.owner.unsubscribe(self, conv)
+
+    def gap(self, conv: ConversationId) -> None:
+        """This connection is behind in `conv`: ask for a catch-up, or, until `ready` is
+        written, remember to ask right after it (a catch-up writes events)."""
+        if self._held is not None:
+            self._deferred.add(conv)
+            return
+        self.owner.catch_up(self, conv)
 
     def _hold(self, event: Event | None, frame: bytes) -> None:
         """Keep a frame until `ready` is written; past the send buffer's limit the connection
@@ -172,6 +182,10 @@ class Connection:
                 self.send(frame)
             else:
                 self.offer(event, frame)
+        deferred, self._deferred = self._deferred, set()
+        for conv in deferred:
+            if conv in self.delivered:
+                self.gap(conv)
 
     def allow_frame(self) -> bool:
         """Token bucket over frames received from the client."""

@@ -424,7 +424,7 @@ class Hub:
                 for conv, last in newest.items():
                     for conn in list(self._by_conv.get(conv, ())):
                         if conn.delivered.get(conv, last) < last:
-                            self.catch_up(conn, conv)
+                            conn.gap(conv)
         finally:
             self._resync_running = False
 
