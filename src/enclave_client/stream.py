@@ -137,7 +137,11 @@ class EventStream:
 
     @staticmethod
     def _apply_ready(cursors: dict[str, int], frame: dict[str, Any]) -> None:
-        cursors.update({str(k): int(v) for k, v in frame.get("cursors", {}).items()})
+        # `ready.cursors` names conversations the hello did not list; one of their events may
+        # have been taken already, so a cursor there only moves forward. `resync` is the
+        # server's explicit reset and is taken as it is.
+        for k, v in frame.get("cursors", {}).items():
+            cursors[str(k)] = max(int(v), cursors.get(str(k), int(v)))
         cursors.update({str(k): int(v) for k, v in frame.get("resync", {}).items()})
         for conv in frame.get("removed", []):
             cursors.pop(str(conv), None)

@@ -145,3 +145,24 @@ async def test_server_restart_is_survived_without_loss_or_doubles(web: Web, org:
     await expect(message(bob.page, after)).to_have_count(1)
     for page in (alice.page, bob.page):
         await assert_each_once(page, [before, typed_down, after])
+
+
+async def test_ready_never_moves_a_cursor_back(web: Web, org: Org) -> None:
+    """`ready.cursors` names conversations the hello did not list; a cursor the client already
+    holds for one of them only moves forward (docs/protocol.md, "Connecting")."""
+    alice = await web.open(org.alice)
+    kept, moved = await alice.page.evaluate(
+        """async () => {
+          const { state } = await import("/static/app/store.js");
+          const { applyFrame } = await import("/static/app/sync.js");
+          state.cursors["test-behind"] = 9;
+          state.cursors["test-ahead"] = 3;
+          applyFrame({ type: "ready", cursors: { "test-behind": 7, "test-ahead": 5 },
+                       resync: {}, removed: [] });
+          const got = [state.cursors["test-behind"], state.cursors["test-ahead"]];
+          delete state.cursors["test-behind"];
+          delete state.cursors["test-ahead"];
+          return got;
+        }"""
+    )
+    assert (kept, moved) == (9, 5)

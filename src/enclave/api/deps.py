@@ -108,9 +108,3 @@ async def current_user(ctx: Ctx, token: Annotated[str, Depends(_token)], ip: Cli
 Session = Annotated[Authenticated, Depends(current_session)]
 MfaSession = Annotated[Authenticated, Depends(mfa_session)]
 Actor = Annotated[User, Depends(current_user)]
-
-
-async def limit_send(ctx: Ctx, actor: Actor) -> None:
-    """Messages sent per user (`limits.send_*`)."""
-    cfg = ctx.config.limits
-    await _enforce(ctx, f"send:user:{actor.id}", cfg.send_per_second, cfg.send_burst)

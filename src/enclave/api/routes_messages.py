@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from enclave.api import schemas as s
-from enclave.api.deps import Actor, Ctx, limit_send
+from enclave.api.deps import Actor, Ctx
 from enclave.api.errors import ERROR_RESPONSES
 from enclave.domain import wire
 from enclave.services import messages
@@ -24,7 +24,6 @@ Emoji = Annotated[str, Path(min_length=1, max_length=64)]
     status_code=201,
     response_model=s.MessageOut,
     responses={200: {"model": s.MessageOut, "description": "A retry: the original message."}},
-    dependencies=[Depends(limit_send)],
 )
 async def send_message(
     conv_id: str, body: s.MessageCreateIn, ctx: Ctx, actor: Actor, response: Response

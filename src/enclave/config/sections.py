@@ -176,7 +176,10 @@ class LimitsConfig(Section):
     )
     login_burst: int = Field(10, ge=1, le=10_000_000, description="Login burst per address.")
     send_per_second: float = Field(
-        10.0, gt=0, le=1_000_000, description="Messages sent per second per user (REST)."
+        10.0,
+        gt=0,
+        le=1_000_000,
+        description="Messages sent per second per user, REST and WebSocket together.",
     )
     send_burst: int = Field(30, ge=1, le=10_000_000, description="Message send burst per user.")
 
@@ -205,6 +208,19 @@ class RealtimeConfig(Section):
     )
     rate_burst: int = Field(
         200, ge=1, le=1000000, description="Frames one connection may send in a burst."
+    )
+    max_sockets_per_session: int = Field(
+        24,
+        ge=1,
+        le=100_000,
+        description="Most open WebSockets of one session on one node; more are closed with 4011.",
+    )
+    max_sockets_per_user: int = Field(
+        48,
+        ge=1,
+        le=100_000,
+        description="Most open WebSockets of one person (all sessions) on one node; more are "
+        "closed with 4011.",
     )
     max_replay_events: int = Field(
         10000,

@@ -8,6 +8,7 @@ parts (`follow`, `presence`, `resume`) can import `Connection` without an import
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Protocol
 
 from enclave.domain.events import Event, EventType
@@ -48,11 +49,18 @@ class Sink(Protocol):
 class Connection:
     """State of one WebSocket session. `delivered[conv]` is the seq of the last event of that
     conversation sent here; events are only ever sent as delivered+1, so none is skipped or
-    doubled. A conversation absent from `delivered` is not subscribed."""
+    doubled. A conversation absent from `delivered` is not subscribed.
+
+    Until `ready` is written (`start`), nothing else is: what the hub offers or sends meanwhile
+    is held, in order, and then replayed through the same seq logic, so `ready` is always the
+    first frame and nothing held is lost or doubled."""
 
     __slots__ = (
         "_bucket",
         "_bucket_at",
+        "_deferred",
+        "_held",
+        "_held_bytes",
         "_rejected",
         "_typing_at",
         "alive",
@@ -99,6 +107,9 @@ class Connection:
         self._bucket_at = time.monotonic()
         self._rejected = 0
         self._typing_at: dict[ConversationId, float] = {}
+        self._held: list[tuple[Event | None, bytes]] | None = []
+        self._held_bytes = 0
+        self._deferred: set[ConversationId] = set()
 
     @property
     def user_id(self) -> UserId:
@@ -108,6 +119,9 @@ class Connection:
         """Queue a frame; a connection whose queue passes the limit is dropped (it resumes)."""
         if not self.alive:
             return
+        if self._held is not None:
+            self._hold(None, frame)
+            return
         if self.sink.buffered() > self.max_buffer:
             self.drop(CloseCode.TOO_SLOW, "too slow: resume from your cursor")
             return
@@ -116,12 +130,16 @@ class Connection:
     def offer(self, event: Event, frame: bytes, *, replay: bool = False) -> None:
         """Send `event` if it is the next one of its conversation here; ask for a catch-up on a
         gap; ignore what was already sent."""
+        if self._held is not None and not replay:
+            if self.alive:
+                self._hold(event, frame)
+            return
         conv = event.conversation_id
         last = self.delivered.get(conv)
         if last is None or event.seq <= last:
             return
         if event.seq != last + 1:
-            self.owner.catch_up(self, conv)
+            self.gap(conv)
             return
         self.delivered[conv] = event.seq
         self.send(frame)
@@ -131,6 +149,43 @@ class Connection:
             and event.data.get("user_id") == self.user.id
         ):
             self.owner.unsubscribe(self, conv)
+
+    def gap(self, conv: ConversationId) -> None:
+        """This connection is behind in `conv`: ask for a catch-up, or, until `ready` is
+        written, remember to ask right after it (a catch-up writes events)."""
+        if self._held is not None:
+            self._deferred.add(conv)
+            return
+        self.owner.catch_up(self, conv)
+
+    def _hold(self, event: Event | None, frame: bytes) -> None:
+        """Keep a frame until `ready` is written; past the send buffer's limit the connection
+        is dropped like a slow one (the client resumes from its cursors)."""
+        assert self._held is not None
+        self._held_bytes += len(frame)
+        if self._held_bytes > self.max_buffer:
+            self.drop(CloseCode.TOO_SLOW, "too slow: resume from your cursor")
+            return
+        self._held.append((event, frame))
+
+    def start(self, ready: bytes, catching: Iterable[ConversationId] = ()) -> None:
+        """Write `ready`, then what was held meanwhile: events through `offer` (so an event
+        already covered is ignored and a gap asks for a catch-up), other frames as they came.
+        `catching`: conversations whose catch-up is about to run; gaps seen in them while the
+        held events are replayed join that pass instead of starting their own."""
+        held, self._held, self._held_bytes = self._held or [], None, 0
+        self.send(ready)
+        for conv in catching:
+            self.catching.setdefault(conv, False)
+        for event, frame in held:
+            if event is None:
+                self.send(frame)
+            else:
+                self.offer(event, frame)
+        deferred, self._deferred = self._deferred, set()
+        for conv in deferred:
+            if conv in self.delivered:
+                self.gap(conv)
 
     def allow_frame(self) -> bool:
         """Token bucket over frames received from the client."""

@@ -57,6 +57,8 @@ class CloseCode:
     TOO_SLOW = 4008
     RATE_LIMITED = 4009
     SESSION_REVOKED = 4010
+    TOO_MANY_SOCKETS = 4011
+    """Over `realtime.max_sockets_per_session` or `realtime.max_sockets_per_user` on a node."""
 
 
 def _frame(payload: dict[str, Any]) -> bytes:

@@ -171,6 +171,12 @@ class Hub:
         `SessionsRevoked`); see `register`."""
         return self._access_epoch
 
+    def sockets_of(self, conn: Connection) -> tuple[int, int]:
+        """Open connections here of `conn`'s person, and of its session (`conn` not counted
+        unless registered)."""
+        mine = self._by_user.get(conn.user_id, ())
+        return len(mine), sum(1 for c in mine if c.token_hash == conn.token_hash)
+
     def register(self, conn: Connection, *, since: int | None = None) -> None:
         """Add a live connection. `since` is `access_epoch` from before its session was
         checked: if a change was signalled meanwhile, the connection is re-checked, since the
@@ -418,7 +424,7 @@ class Hub:
                 for conv, last in newest.items():
                     for conn in list(self._by_conv.get(conv, ())):
                         if conn.delivered.get(conv, last) < last:
-                            self.catch_up(conn, conv)
+                            conn.gap(conv)
         finally:
             self._resync_running = False
 

@@ -54,7 +54,12 @@ async def _subscribe_and_replay(
         if conv not in conn.delivered:
             hub.subscribe(conn, conv, last)
             started[conv] = last
-    conn.send(
+    behind: list[ConversationId] = [
+        c for c, last in seqs.items() if conn.delivered.get(c, last) < last
+    ]
+    # Live events offered since the subscriptions above were held by the connection: `start`
+    # writes `ready` first and then replays them through the usual seq checks.
+    conn.start(
         frames.ready(
             connection_id=conn.id,
             user_id=conn.user_id,
@@ -62,10 +67,8 @@ async def _subscribe_and_replay(
             resync=resync,
             removed=removed,
             heartbeat_seconds=ctx.config.realtime.heartbeat_seconds,
-        )
+        ),
+        catching=behind,
     )
-    behind: list[ConversationId] = [
-        c for c, last in seqs.items() if conn.delivered.get(c, last) < last
-    ]
     await hub.replay(conn, behind)
     conn.send(frames.synced())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from enclave.domain.errors import Conflict, Forbidden, InvalidInput
+from enclave.domain.errors import Conflict, Forbidden, InvalidInput, RateLimited
 from enclave.domain.events import (
     MessageCreated,
     MessageEdited,
@@ -17,11 +17,29 @@ from enclave.domain.events import (
 from enclave.domain.ids import MessageId, UserId, is_valid_id, new_id
 from enclave.domain.models import Message, MessageVersion, ReactionSummary, User
 from enclave.domain.policy import ConvAction
-from enclave.services import audit, gates, validate
+from enclave.services import audit, gates, limits, metrics, validate
 from enclave.services.context import Changes, Context, write
 from enclave.storage import accounts as account_store
 from enclave.storage import messages as store
 from enclave.storage.base import Tx, UniqueViolation
+
+
+async def _take_send_budget(ctx: Context, actor: User) -> None:
+    """The per-user send budget (`limits.send_*`), one token bucket shared by REST and every
+    socket of the person; in a cluster `ctx.limiter` keeps it in Redis, so all nodes share it.
+    Over it: `rate_limited` with the seconds to wait."""
+    cfg = ctx.config.limits
+    try:
+        await limits.enforce(
+            ctx.limiter,
+            f"send:user:{actor.id}",
+            per_second=cfg.send_per_second,
+            burst=cfg.send_burst,
+            now_ms=ctx.clock.now_ms(),
+        )
+    except RateLimited:
+        metrics.rate_limited("send:user")
+        raise
 
 
 @dataclass(frozen=True)
@@ -41,9 +59,11 @@ async def send(
     thread_root_id: str | None = None,
 ) -> Sent:
     """Store a message once per (sender, client_msg_id); a retry returns the original, or
-    answers `message_expired` once retention removed it (docs/protocol.md, "send")."""
+    answers `message_expired` once retention removed it (docs/protocol.md, "send"). Every
+    call takes from the sender's one send budget, whatever the transport."""
     cmid = validate.client_msg_id(client_msg_id)
     body = validate.message_text(text, ctx.config.limits.message_max_chars)
+    await _take_send_budget(ctx, actor)
     mentioned = validate.mentioned_usernames(body)
 
     def work(ch: Changes) -> Sent:

@@ -5,6 +5,7 @@ socket closes. Every frame sent is built by `realtime.frames`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -37,11 +38,12 @@ _closing: set[asyncio.Future[bool]] = set()
 class AiohttpSink:
     """Writes whole frames straight to the socket's transport (the bytes are shared)."""
 
-    __slots__ = ("_transport", "_ws")
+    __slots__ = ("_transport", "_ws", "closing")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
         self._ws = ws
         self._transport = transport
+        self.closing: asyncio.Future[bool] | None = None
 
     def write(self, frame: bytes) -> None:
         if not self._transport.is_closing():
@@ -54,6 +56,14 @@ class AiohttpSink:
         task = asyncio.ensure_future(self._ws.close(code=code, message=reason.encode()[:120]))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+        self.closing = task
+
+    async def closed(self) -> None:
+        """Wait for a close started by `close`, so that the handler returning (which closes an
+        open socket with 1000) never overtakes it and the client sees the code given."""
+        if self.closing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.closing)
 
 
 def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -81,21 +91,29 @@ def make_handler(ctx: Context, hub: Hub) -> Callable[[web.Request], Awaitable[we
         if hello is None:
             return ws
         auth_user, token_hash, cursors = hello
+        sink = AiohttpSink(ws, request.transport)
         conn = Connection(
             hub,
             secrets.token_hex(8),
             auth_user.user,
             token_hash,
-            AiohttpSink(ws, request.transport),
+            sink,
             max_buffer=cfg.max_buffer_bytes,
             rate_per_second=cfg.rate_per_second,
             rate_burst=cfg.rate_burst,
         )
+        # Checked and registered (first thing `resume` does) with no await in between, so
+        # sockets opened at once cannot all pass the cap.
+        per_user, per_session = hub.sockets_of(conn)
+        if per_user >= cfg.max_sockets_per_user or per_session >= cfg.max_sockets_per_session:
+            await ws.close(code=CloseCode.TOO_MANY_SOCKETS, message=b"too many connections")
+            return ws
         try:
             await resume(ctx, hub, conn, cursors, since=epoch)
             await _serve(ctx, hub, conn, ws)
         finally:
             conn.drop(CloseCode.NORMAL, "bye")
+            await sink.closed()
         return ws
 
     return handle

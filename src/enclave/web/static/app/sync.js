@@ -210,7 +210,12 @@ function onReady(f) {
     reloadConversation(id);
   }
   const fresh = Object.entries(f.cursors || {});
-  for (const [id, seq] of fresh) state.cursors[id] = seq;
+  // A cursor never moves back: `ready.cursors` names conversations the hello did not list,
+  // and an event of one of them may already have been applied here.
+  for (const [id, seq] of fresh) {
+    const cur = state.cursors[id];
+    if (cur === undefined || seq > cur) state.cursors[id] = seq;
+  }
   saveCursors();
   if (fresh.length) loadConversations().catch(() => {});
   // Presence subscriptions belong to a connection: renew them on every connect.
